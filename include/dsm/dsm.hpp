@@ -4,4 +4,9 @@
 #include <dsm/config.hpp>
 #include <dsm/error.hpp>
 #include <dsm/arch.hpp>
+#include <dsm/transport.hpp>
+#include <dsm/runtime/runtime.hpp>
 #include <dsm/global_ptr.hpp>
+#include <dsm/allocate.hpp>
+#include <dsm/rma.hpp>
+#include <dsm/lock.hpp>

@@ -19,6 +19,8 @@
 #pragma once
 
 #include <dsm/config.hpp>
+#include <dsm/detail/calling_rank.hpp>
+#include <dsm/detail/local_segments.hpp>
 #include <dsm/detail/type_name.hpp>
 #include <dsm/error.hpp>
 
@@ -30,6 +32,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <string>
 #include <type_traits>
 
 namespace dsm {
@@ -117,6 +120,31 @@ class global_ptr {
   constexpr std::uint64_t high_word() const noexcept { return high_; }
 
   constexpr bool is_null() const noexcept { return high_ == 0 && byte_offset_ == 0; }
+
+  // Homed on the calling rank: local() gives a plain pointer to it.
+  bool is_local() const noexcept {
+    return !is_null() && static_cast<int>(home_rank()) == detail::calling_rank();
+  }
+
+  // The local address of a pointer homed on this rank. A pointer homed
+  // elsewhere, into a freed segment, or beyond one past its segment's end is
+  // an error.
+  T* local() const {
+    if (is_null()) return nullptr;
+    if (!is_local())
+      throw error(errc::invalid_argument,
+                  fmt::format("local() of {} homed on rank {}", describe(), home_rank()));
+    const detail::local_segment_view* s = detail::local_segments().find(segment());
+    if (s == nullptr || s->generation != generation())
+      throw error(errc::stale_pointer, fmt::format("local() of {}: the segment was freed", describe()));
+    if (byte_offset_ > s->bytes)  // one past the end is a valid pointer, as in C++
+      throw error(errc::out_of_range, fmt::format("local() of {}: past the end of its {}-byte segment",
+                                                  describe(), s->bytes));
+    return reinterpret_cast<T*>(s->base + byte_offset_);
+  }
+
+  // "gptr<double>{unit 3, seg 2, gen 1, +0x40}", for messages.
+  std::string describe() const;
   constexpr explicit operator bool() const noexcept { return !is_null(); }
 
   constexpr global_ptr& operator+=(difference_type n) {
@@ -296,3 +324,8 @@ struct fmt::formatter<dsm::global_ptr<T>> {
     return fmt::format_to(out, ", +{:#x}}}", p.byte_offset());
   }
 };
+
+template <class T>
+std::string dsm::global_ptr<T>::describe() const {
+  return fmt::format("{}", *this);
+}

@@ -1,0 +1,107 @@
+// dsm::queue_lock (also spelled dsm::lock): a distributed MCS queue lock on remote atomics. Constructed and
+// destroyed collectively. lock() is an acquire and unlock() a release (all
+// of this rank's puts are complete at their targets before the next holder
+// gets the lock); waiters queue in arrival order, so no rank starves. Each
+// waiter spins on its own queue node, homed on itself.
+#pragma once
+
+#include <dsm/allocate.hpp>
+#include <dsm/arch/fence.hpp>
+#include <dsm/rma.hpp>
+#include <dsm/runtime/runtime.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+namespace dsm {
+
+class queue_lock {
+  // Per rank: tail (used on rank 0 only), locked flag, successor (rank + 1;
+  // 0 = none).
+  static constexpr std::size_t tail_word = 0, locked_word = 1, next_word = 2, words = 3;
+
+ public:
+  queue_lock() : nodes_(allocate_collective<std::uint64_t>(words)), me_(static_cast<std::uint64_t>(rank())) {}
+  queue_lock(const queue_lock&) = delete;
+  queue_lock& operator=(const queue_lock&) = delete;
+  ~queue_lock() {
+    try {
+      barrier();  // nobody queues on a node that is about to go
+      deallocate(nodes_[me_]);
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "dsm: rank {}: destroying a lock: {}\n", me_, e.what());
+    }
+  }
+
+  void lock() { acquire(); }
+
+  bool try_lock() {
+    init_own_node();
+    if (atomic_compare_exchange(tail(), 0, me_ + 1).wait() != 0) return false;
+    on_acquired();
+    return true;
+  }
+
+  void unlock() {
+    fence();  // release: everything written under the lock is at its target
+    if (own(next_word).load(std::memory_order_acquire) == 0) {
+      if (atomic_compare_exchange(tail(), me_ + 1, 0).wait() == me_ + 1) return;  // nobody waiting
+      // A successor swapped itself in but has not linked yet.
+      wait_own(next_word, [](std::uint64_t v) { return v != 0; }, "its successor to link in (unlock)");
+    }
+    const std::uint64_t successor = own(next_word).load(std::memory_order_acquire) - 1;
+    atomic_store(nodes_[successor] + locked_word, 0).wait();
+  }
+
+ private:
+  void acquire() {
+    init_own_node();
+    const std::uint64_t predecessor = atomic_exchange(tail(), me_ + 1).wait();
+    if (predecessor != 0) {
+      atomic_store(nodes_[predecessor - 1] + next_word, me_ + 1).wait();
+      wait_own(locked_word, [](std::uint64_t v) { return v == 0; }, "the lock to be handed over (lock)");
+    }
+    on_acquired();
+  }
+
+  // Serve pending requests before queueing: a rank whose own lock traffic
+  // completes at once (the tail homed on it, over the self transport) would
+  // otherwise never progress its worker, and over TCP a peer's emulated swap
+  // on the tail would wait behind all of this rank's acquisitions.
+  void init_own_node() {
+    detail::rt().worker().progress();
+    own(next_word).store(0, std::memory_order_relaxed);
+    own(locked_word).store(1, std::memory_order_release);
+  }
+
+  void on_acquired() {
+    arch::acquire_fence();
+    ++detail::rt().stats().locks;
+  }
+
+  global_ptr<std::uint64_t> tail() const { return nodes_[0] + tail_word; }
+
+  std::atomic_ref<std::uint64_t> own(std::size_t word) const {
+    return std::atomic_ref<std::uint64_t>(*(nodes_[me_] + static_cast<std::ptrdiff_t>(word)).local());
+  }
+
+  // Peers write our node (through UCX: directly over shared memory, through
+  // our worker over TCP), so waiting progresses the worker.
+  template <class Done>
+  void wait_own(std::size_t word, Done done, const char* what) {
+    auto cell = own(word);
+    detail::rt().worker().wait_until([&] { return done(cell.load(std::memory_order_acquire)); },
+                                     detail::rt().worker().timeout(),
+                                     [&] { return fmt::format("{} on rank {}", what, me_); });
+  }
+
+  std::vector<global_ptr<std::uint64_t>> nodes_;
+  std::uint64_t me_;
+};
+
+// The name programs use: `dsm::lock l; std::scoped_lock g(l);` (a class
+// cannot be named lock and have a member lock()).
+using lock = queue_lock;
+
+}  // namespace dsm

@@ -1,0 +1,52 @@
+// Messages that arrived ahead of the code waiting for them, keyed by what
+// they answer. Handlers (possibly on the progress thread) deposit; the
+// waiting thread takes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <tuple>
+#include <vector>
+
+namespace dsm::detail {
+
+enum class channel : std::uint8_t { collective, rkey_reply, free_ack };
+
+struct mail_key {
+  channel kind;
+  std::uint64_t first;   // collective: sequence; rkey_reply: request id; free_ack: segment
+  std::uint64_t second;  // collective: round or tag; free_ack: generation
+  std::uint32_t source;
+  friend auto operator<=>(const mail_key&, const mail_key&) = default;
+};
+
+class mailbox {
+ public:
+  // False when a message with this key is already waiting: a duplicate.
+  bool deposit(const mail_key& k, std::span<const std::byte> payload) {
+    const std::lock_guard g{mutex_};
+    return box_.try_emplace(k, payload.begin(), payload.end()).second;
+  }
+  std::optional<std::vector<std::byte>> take(const mail_key& k) {
+    const std::lock_guard g{mutex_};
+    auto it = box_.find(k);
+    if (it == box_.end()) return std::nullopt;
+    auto v = std::move(it->second);
+    box_.erase(it);
+    return v;
+  }
+  std::size_t waiting() const {
+    const std::lock_guard g{mutex_};
+    return box_.size();
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::map<mail_key, std::vector<std::byte>> box_;
+};
+
+}  // namespace dsm::detail

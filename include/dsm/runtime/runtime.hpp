@@ -1,0 +1,134 @@
+// dsm::runtime and the job-wide operations every program uses: rank(),
+// ranks(), barrier(), fence(), and the collectives broadcast, allreduce,
+// allgather over trivially copyable values.
+#pragma once
+
+#include <dsm/error.hpp>
+#include <dsm/runtime/state.hpp>
+
+#include <algorithm>
+#include <concepts>
+#include <cstddef>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+namespace dsm {
+
+namespace detail {
+inline runtime_state*& current_runtime() noexcept {
+  static runtime_state* rt = nullptr;
+  return rt;
+}
+inline runtime_state& rt() {
+  runtime_state* r = current_runtime();
+  if (r == nullptr) throw error(errc::invalid_argument, "no dsm::runtime: construct one at the start of main");
+  return *r;
+}
+}  // namespace detail
+
+// RAII: joins the job (dsmrun rendezvous, PMIx, or alone) on construction;
+// on destruction, a final barrier, then every resource is released.
+class runtime {
+ public:
+  runtime() : runtime(0, nullptr) {}
+  runtime(int /*argc*/, char** /*argv*/) {
+    if (detail::current_runtime() != nullptr) throw error(errc::invalid_argument, "a dsm::runtime exists already");
+    state_ = std::make_unique<detail::runtime_state>(detail::settings::from_environment());
+    detail::current_runtime() = state_.get();
+  }
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+  ~runtime() {
+    state_.reset();
+    detail::current_runtime() = nullptr;
+  }
+
+  // "dsmrun", "pmix" or "singleton".
+  const std::string& bootstrap_method() const noexcept { return state_->bootstrap_method(); }
+  transport::progress_mode progress() const noexcept { return state_->worker().mode(); }
+
+ private:
+  std::unique_ptr<detail::runtime_state> state_;
+};
+
+inline int rank() { return static_cast<int>(detail::rt().rank()); }
+inline int ranks() { return static_cast<int>(detail::rt().ranks()); }
+inline void barrier() { detail::rt().barrier(); }
+inline void fence() { detail::rt().fence(); }
+
+template <class T>
+concept collective_value = std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>;
+
+namespace detail {
+template <class T>
+std::span<const std::byte> bytes_of(std::span<const T> s) noexcept {
+  return {reinterpret_cast<const std::byte*>(s.data()), s.size_bytes()};
+}
+template <class T>
+void copy_out(const std::vector<std::byte>& from, std::span<T> to, const char* what, int source) {
+  if (from.size() != to.size_bytes())
+    throw error(errc::invalid_argument, fmt::format("{}: rank {} contributed {} bytes, this rank expects {}", what,
+                                                    source, from.size(), to.size_bytes()));
+  if (!from.empty()) std::memcpy(to.data(), from.data(), from.size());
+}
+}  // namespace detail
+
+// Every rank's value, in rank order.
+template <collective_value T>
+std::vector<T> allgather(const T& mine) {
+  const auto all = detail::rt().allgather(detail::bytes_of(std::span<const T>(&mine, 1)));
+  std::vector<T> out(all.size());
+  for (std::size_t r = 0; r < all.size(); ++r)
+    detail::copy_out(all[r], std::span<T>(&out[r], 1), "allgather", static_cast<int>(r));
+  return out;
+}
+
+// The root's value on every rank; `value` is the root's input and every
+// rank's output.
+template <collective_value T>
+void broadcast(std::span<T> values, int root) {
+  const auto got = detail::rt().broadcast(detail::bytes_of(std::span<const T>(values)), static_cast<std::uint32_t>(root));
+  detail::copy_out(got, values, "broadcast", root);
+}
+template <collective_value T>
+T broadcast(T value, int root) {
+  broadcast(std::span<T>(&value, 1), root);
+  return value;
+}
+
+// Reduction operators for allreduce.
+struct sum {
+  template <class T>
+  T operator()(const T& a, const T& b) const { return a + b; }
+};
+struct min {
+  template <class T>
+  T operator()(const T& a, const T& b) const { return std::min(a, b); }
+};
+struct max {
+  template <class T>
+  T operator()(const T& a, const T& b) const { return std::max(a, b); }
+};
+
+// Element-wise reduction across ranks. Combined in rank order on every
+// rank, so every rank gets bitwise the same result, floating point included.
+template <collective_value T, class Op = sum>
+void allreduce(std::span<T> values, Op op = {}) {
+  const auto all = detail::rt().allgather(detail::bytes_of(std::span<const T>(values)));
+  std::vector<T> contribution(values.size());
+  for (std::size_t r = 0; r < all.size(); ++r) {
+    detail::copy_out(all[r], std::span<T>(contribution), "allreduce", static_cast<int>(r));
+    for (std::size_t i = 0; i < values.size(); ++i) values[i] = r == 0 ? contribution[i] : op(values[i], contribution[i]);
+  }
+}
+template <collective_value T, class Op = sum>
+T allreduce(T value, Op op = {}) {
+  allreduce(std::span<T>(&value, 1), op);
+  return value;
+}
+
+}  // namespace dsm

@@ -1,0 +1,64 @@
+// What the environment says about how this rank should run.
+//
+//   DSM_TIMEOUT   seconds any single wait may take (default 120)
+//   DSM_PROGRESS  thread | poll (default: poll when UCX_TLS names only
+//                 shared-memory transports, thread otherwise)
+//   DSM_STATS     1: print per-rank counters at exit
+#pragma once
+
+#include <dsm/error.hpp>
+#include <dsm/transport/worker.hpp>
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+namespace dsm::detail {
+
+struct settings {
+  double timeout_seconds = 120.0;
+  transport::progress_mode progress = transport::progress_mode::thread;
+  bool stats = false;
+
+  static settings from_environment() {
+    settings s;
+    if (const char* t = std::getenv("DSM_TIMEOUT")) {
+      char* end = nullptr;
+      const double v = std::strtod(t, &end);
+      if (end == t || *end != '\0' || !(v > 0))
+        throw error(errc::invalid_argument, fmt::format("DSM_TIMEOUT='{}': expected a positive number of seconds", t));
+      s.timeout_seconds = v;
+    }
+    if (const char* p = std::getenv("DSM_PROGRESS")) {
+      const std::string_view v = p;
+      if (v == "thread") s.progress = transport::progress_mode::thread;
+      else if (v == "poll") s.progress = transport::progress_mode::poll;
+      else throw error(errc::invalid_argument, fmt::format("DSM_PROGRESS='{}': expected thread or poll", v));
+    } else {
+      s.progress = shared_memory_only(std::getenv("UCX_TLS")) ? transport::progress_mode::poll
+                                                              : transport::progress_mode::thread;
+    }
+    if (const char* v = std::getenv("DSM_STATS")) s.stats = std::string_view(v) == "1";
+    return s;
+  }
+
+  // Shared-memory transports serve RMA and atomics without the target's
+  // help; a progress thread would only add a lock to every operation.
+  static bool shared_memory_only(const char* tls) {
+    if (tls == nullptr || *tls == '\0' || *tls == '^') return false;
+    std::string_view rest = tls;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      const std::string_view name = rest.substr(0, comma);
+      if (name != "self" && name != "posix" && name != "sysv" && name != "cma" && name != "sm" && name != "shm" &&
+          name != "xpmem" && name != "knem")
+        return false;
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    }
+    return true;
+  }
+};
+
+}  // namespace dsm::detail

@@ -1,0 +1,472 @@
+// The runtime of one rank: worker, endpoints, active messages, segments,
+// collectives. One instance per process, created by dsm::runtime.
+//
+// Concurrency: with a progress thread, message handlers run on it under the
+// worker lock; everything here that handlers touch (segment slots, the
+// remote-key cache) is touched by the program's thread under that lock too,
+// and no wait happens while holding it.
+#pragma once
+
+#include <dsm/arch/fence.hpp>
+#include <dsm/detail/calling_rank.hpp>
+#include <dsm/detail/local_segments.hpp>
+#include <dsm/error.hpp>
+#include <dsm/runtime/bootstrap.hpp>
+#include <dsm/runtime/mailbox.hpp>
+#include <dsm/runtime/settings.hpp>
+#include <dsm/runtime/stats.hpp>
+#include <dsm/transport.hpp>
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <deque>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace dsm::detail {
+
+enum message_id : unsigned {
+  msg_collective = 1,    // word: sequence, round/tag, 0
+  msg_rkey_request = 2,  // word: request id, segment, generation
+  msg_rkey_reply = 3,    // word: request id, status, bytes; payload: u64 base + packed rkey
+  msg_segment_freed = 4, // word: segment, generation, 0
+  msg_free_ack = 5,      // word: segment, generation, 0
+};
+
+enum rkey_status : std::uint64_t { rkey_ok = 0, rkey_stale = 1 };
+
+// Where a segment lives and how to reach it, as exchanged between ranks.
+struct segment_record {
+  std::uint64_t base;
+  std::uint64_t bytes;
+  std::uint16_t segment;
+  std::uint8_t generation;
+  std::uint8_t reserved[5];
+};
+static_assert(sizeof(segment_record) == 24 && std::is_trivially_copyable_v<segment_record>);
+
+struct segment_address {
+  std::uint32_t rank;
+  std::uint16_t segment;
+  std::uint8_t generation;
+};
+
+class runtime_state {
+  struct local_segment {
+    transport::memory_region memory;
+    std::uint64_t bytes = 0;
+    std::uint8_t generation = 1;  // of the current occupant, or the next one
+    bool live = false;
+    bool dying = false;  // being freed: no new keys handed out
+    std::set<std::uint32_t> holders;  // ranks that may hold its rkey
+  };
+  struct remote_segment {
+    std::uint8_t generation;
+    std::uint64_t base;
+    std::uint64_t bytes;
+    transport::remote_key rkey;
+  };
+
+ public:
+  explicit runtime_state(const settings& s)
+      : settings_(s), worker_(s.progress), messages_(worker_) {
+    worker_.set_timeout(std::chrono::duration<double>(s.timeout_seconds));
+    register_handlers();
+    const auto my_address = worker_.address();
+    membership_ = join_job(my_address, worker_.timeout());
+    set_calling_rank(static_cast<int>(membership_.rank));
+    messages_.set_job(membership_.rank, membership_.ranks);
+    endpoints_ = std::make_unique<transport::endpoints>(worker_, membership_.addresses);
+    remote_.resize(membership_.ranks);
+    worker_.start_progress_thread();
+    barrier();  // every rank is wired up and listening before anyone returns
+    stats_ = {};
+  }
+
+  runtime_state(const runtime_state&) = delete;
+  runtime_state& operator=(const runtime_state&) = delete;
+
+  ~runtime_state() {
+    // Unwinding from an error: the launcher ends the job; waiting for the
+    // other ranks here could only hang.
+    if (std::uncaught_exceptions() == 0) {
+      try {
+        barrier();
+      } catch (const std::exception& e) {
+        fmt::print(stderr, "dsm: rank {}: final barrier: {}\n", rank(), e.what());
+      }
+    }
+    if (settings_.stats)
+      stats_.print(stderr, static_cast<int>(rank()), messages_.sent(), messages_.received(), messages_.rejected());
+    worker_.stop_progress_thread();
+    graveyard_.clear();
+    remote_.clear();
+    endpoints_->close_all();
+    for (std::size_t id = 0; id < slots_.size(); ++id)
+      if (slots_[id].live) local_segments().retire(static_cast<std::uint16_t>(id));
+    slots_.clear();
+    if (membership_.rendezvous_fd >= 0) ::close(membership_.rendezvous_fd);
+    set_calling_rank(no_rank);
+  }
+
+  std::uint32_t rank() const noexcept { return membership_.rank; }
+  std::uint32_t ranks() const noexcept { return membership_.ranks; }
+  const std::string& bootstrap_method() const noexcept { return membership_.method; }
+  transport::worker& worker() noexcept { return worker_; }
+  transport::endpoints& endpoints() noexcept { return *endpoints_; }
+  transport::active_messages& messages() noexcept { return messages_; }
+  runtime_stats& stats() noexcept { return stats_; }
+  const settings& config() const noexcept { return settings_; }
+  // Sequence number the next collective on this rank will carry.
+  std::uint64_t next_collective() const noexcept { return next_collective_.load(); }
+
+  // ---- ordering and collectives -------------------------------------
+
+  // Every put and atomic this rank posted is complete at its target.
+  void fence() {
+    endpoints_->flush_written();
+    {
+      const auto g = worker_.lock();
+      graveyard_.clear();  // nothing in flight can still use those keys
+    }
+    arch::release_fence();
+  }
+
+  // Release (fence), then a dissemination barrier over active messages,
+  // then acquire: everything any rank wrote before is visible after.
+  void barrier() {
+    const auto t0 = transport::clock_type::now();
+    fence();
+    const std::uint64_t seq = next_collective_++;
+    const std::uint32_t n = ranks(), me = rank();
+    for (std::uint64_t round = 0, distance = 1; distance < n; ++round, distance <<= 1) {
+      messages_.send(*endpoints_, static_cast<std::uint32_t>((me + distance) % n), msg_collective,
+                     {0, 0, {seq, round, 0}});
+      await({channel::collective, seq, round, static_cast<std::uint32_t>((me + n - distance) % n)},
+            [&] { return fmt::format("barrier {} (round {}, from rank {})", seq, round, (me + n - distance) % n); });
+    }
+    arch::acquire_fence();
+    ++stats_.barriers;
+    stats_.barrier_seconds += std::chrono::duration<double>(transport::clock_type::now() - t0).count();
+  }
+
+  // Every rank's bytes, in rank order; sizes may differ between ranks.
+  std::vector<std::vector<std::byte>> allgather(std::span<const std::byte> mine) {
+    const std::uint64_t seq = next_collective_++;
+    ++stats_.collectives;
+    for (std::uint32_t r = 0; r < ranks(); ++r)
+      if (r != rank()) messages_.send(*endpoints_, r, msg_collective, {0, 0, {seq, 0, 0}}, mine);
+    std::vector<std::vector<std::byte>> all(ranks());
+    for (std::uint32_t r = 0; r < ranks(); ++r)
+      all[r] = r == rank() ? std::vector<std::byte>(mine.begin(), mine.end())
+                           : await({channel::collective, seq, 0, r}, [&] { return fmt::format("allgather {} from rank {}", seq, r); });
+    return all;
+  }
+
+  std::vector<std::byte> broadcast(std::span<const std::byte> data, std::uint32_t root) {
+    if (root >= ranks())
+      throw error(errc::invalid_argument, fmt::format("broadcast from rank {} in a {}-rank job", root, ranks()));
+    const std::uint64_t seq = next_collective_++;
+    ++stats_.collectives;
+    if (rank() == root) {
+      for (std::uint32_t r = 0; r < ranks(); ++r)
+        if (r != root) messages_.send(*endpoints_, r, msg_collective, {0, 0, {seq, 0, 0}}, data);
+      return {data.begin(), data.end()};
+    }
+    return await({channel::collective, seq, 0, root}, [&] { return fmt::format("broadcast {} from rank {}", seq, root); });
+  }
+
+  // ---- segments -------------------------------------------------------
+
+  // Maps `bytes` of registered, zeroed memory homed here.
+  segment_address allocate(std::uint64_t bytes) {
+    std::uint16_t id;
+    {
+      const auto g = worker_.lock();
+      id = free_slot();
+      local_segment& s = slots_[id];
+      s.memory = transport::memory_region(worker_, bytes);
+      s.bytes = bytes;
+      s.live = true;
+      s.dying = false;
+      s.holders.clear();
+      local_segments().publish(id, {s.memory.base(), bytes, s.generation});
+    }
+    ++stats_.allocations;
+    return {rank(), id, slots_[id].generation};
+  }
+
+  // Collective: one segment of `bytes` per rank, every rank's key known to
+  // every rank at once. Returns the segments in rank order.
+  std::vector<segment_address> allocate_collective(std::uint64_t bytes) {
+    // Every rank must ask for the same size: checked, since a mismatch
+    // would silently make some blocks shorter than others think.
+    const auto mine = allocate(bytes);
+    std::vector<std::byte> record_bytes(sizeof(segment_record));
+    {
+      const auto g = worker_.lock();
+      local_segment& s = slots_[mine.segment];
+      const segment_record rec{reinterpret_cast<std::uint64_t>(s.memory.base()), bytes, mine.segment, mine.generation, {}};
+      std::memcpy(record_bytes.data(), &rec, sizeof rec);
+      const auto rkey = s.memory.packed_rkey();
+      record_bytes.insert(record_bytes.end(), rkey.begin(), rkey.end());
+      for (std::uint32_t r = 0; r < ranks(); ++r)
+        if (r != rank()) s.holders.insert(r);
+    }
+    const auto all = allgather(record_bytes);
+    std::vector<segment_address> result(ranks());
+    std::string mismatch;
+    for (std::uint32_t r = 0; r < ranks(); ++r) {
+      segment_record rec;
+      if (all[r].size() < sizeof rec) throw error(errc::protocol, fmt::format("segment record of {} bytes from rank {}", all[r].size(), r));
+      std::memcpy(&rec, all[r].data(), sizeof rec);
+      if (rec.bytes != bytes && mismatch.empty())
+        mismatch = fmt::format("rank {} asked for {} bytes per rank, rank {} for {}", r, rec.bytes, rank(), bytes);
+      result[r] = {r, rec.segment, rec.generation};
+      if (r != rank()) {
+        const auto g = worker_.lock();
+        install_remote(r, rec, std::span(all[r]).subspan(sizeof rec));
+      }
+    }
+    if (!mismatch.empty()) throw error(errc::invalid_argument, "allocate_collective: " + mismatch);
+    return result;
+  }
+
+  // Frees a segment homed here. Every rank that may hold its key drops it
+  // (and says so) before the memory is unmapped, so no later access can
+  // reach reused memory; the slot's next occupant has a new generation.
+  void deallocate(std::uint16_t id, std::uint8_t generation) {
+    std::vector<std::uint32_t> holders;
+    {
+      const auto g = worker_.lock();
+      local_segment* s = id < slots_.size() ? &slots_[id] : nullptr;
+      if (s == nullptr || !s->live || s->generation != generation || s->dying)
+        throw error(errc::stale_pointer,
+                    fmt::format("deallocate of segment {} generation {}: already freed", id, unsigned{generation}));
+      s->dying = true;
+      holders.assign(s->holders.begin(), s->holders.end());
+      for (std::uint32_t r : holders) messages_.send(*endpoints_, r, msg_segment_freed, {0, 0, {id, generation, 0}});
+    }
+    for (std::uint32_t r : holders)
+      await({channel::free_ack, id, generation, r},
+            [&] { return fmt::format("rank {} to drop its key of segment {} (deallocate)", r, id); });
+    const auto g = worker_.lock();
+    local_segment& s = slots_[id];
+    local_segments().retire(id);
+    s.memory = {};
+    s.live = false;
+    s.dying = false;
+    s.holders.clear();
+    s.generation = static_cast<std::uint8_t>(s.generation == 255 ? 1 : s.generation + 1);  // 0 means null
+    free_slots_.push_back(id);
+    ++stats_.deallocations;
+  }
+
+  // ---- address resolution ----------------------------------------------
+
+  // This rank's memory for [offset, offset + bytes) of one of its segments.
+  std::byte* local_bytes(std::uint16_t id, std::uint8_t generation, std::uint64_t offset, std::uint64_t bytes,
+                         const char* operation) const {
+    const local_segment_view* s = local_segments().find(id);
+    if (s == nullptr || s->generation != generation) throw stale(operation, rank(), id, generation);
+    check_bounds(operation, rank(), id, generation, offset, bytes, s->bytes);
+    return s->base + offset;
+  }
+
+  // Calls post(remote_address) with the key of a peer's segment, fetching
+  // it from the home on first use; bounds and generation are checked first,
+  // so a bad address never reaches the target.
+  template <class Post>
+  decltype(auto) with_remote(std::uint32_t target, std::uint16_t id, std::uint8_t generation, std::uint64_t offset,
+                             std::uint64_t bytes, const char* operation, Post&& post) {
+    if (target >= ranks())
+      throw error(errc::invalid_argument,
+                  fmt::format("{} to unit {} in a {}-rank job", operation, target, ranks()));
+    for (int attempt = 0;; ++attempt) {
+      {
+        const auto g = worker_.lock();
+        remote_segment* s = find_remote(target, id);
+        if (s != nullptr && s->generation == generation) {
+          check_bounds(operation, target, id, generation, offset, bytes, s->bytes);
+          return post(transport::remote_address{static_cast<int>(target), s->base + offset, s->rkey.handle()});
+        }
+      }
+      if (attempt > 0) throw error(errc::internal, fmt::format("{}: key of rank {} segment {} not installed", operation, target, id));
+      fetch_remote(target, id, generation, operation);
+    }
+  }
+
+ private:
+  static error stale(const char* operation, std::uint32_t target, std::uint16_t id, std::uint8_t generation) {
+    return error(errc::stale_pointer, fmt::format("{} through unit {} seg {} gen {}: that segment was freed", operation,
+                                                  target, id, unsigned{generation}));
+  }
+
+  static void check_bounds(const char* operation, std::uint32_t target, std::uint16_t id, std::uint8_t generation,
+                           std::uint64_t offset, std::uint64_t bytes, std::uint64_t segment_bytes) {
+#if DSM_CHECKS
+    if (offset > segment_bytes || bytes > segment_bytes - offset)
+      throw error(errc::out_of_range,
+                  fmt::format("{} of {} bytes at unit {} seg {} gen {} +{:#x}: outside the segment of {} bytes",
+                              operation, bytes, target, id, unsigned{generation}, offset, segment_bytes));
+#else
+    (void)operation, (void)target, (void)id, (void)generation, (void)offset, (void)bytes, (void)segment_bytes;
+#endif
+  }
+
+  template <class Describe>
+  std::vector<std::byte> await(const mail_key& key, Describe&& describe) {
+    std::optional<std::vector<std::byte>> got;
+    worker_.wait_until([&] { return (got = mail_.take(key)).has_value(); }, worker_.timeout(), describe);
+    return std::move(*got);
+  }
+
+  std::uint16_t free_slot() {
+    // Freed slots are reused oldest first, so a generation comes round
+    // again as late as possible.
+    if (!free_slots_.empty()) {
+      const std::uint16_t id = free_slots_.front();
+      free_slots_.pop_front();
+      return id;
+    }
+    if (slots_.size() >= local_segment_table::max_segments)
+      throw error(errc::invalid_argument, fmt::format("rank {} has {} live segments, the most a global_ptr can name",
+                                                      rank(), slots_.size()));
+    slots_.emplace_back();
+    return static_cast<std::uint16_t>(slots_.size() - 1);
+  }
+
+  remote_segment* find_remote(std::uint32_t target, std::uint16_t id) {
+    auto& per_rank = remote_[target];
+    return id < per_rank.size() ? per_rank[id].get() : nullptr;
+  }
+
+  // Under the worker lock.
+  void install_remote(std::uint32_t target, const segment_record& rec, std::span<const std::byte> packed_rkey) {
+    auto& per_rank = remote_[target];
+    if (rec.segment >= per_rank.size()) per_rank.resize(std::size_t{rec.segment} + 1);
+    if (per_rank[rec.segment]) graveyard_.push_back(std::move(per_rank[rec.segment]));
+    per_rank[rec.segment] = std::make_unique<remote_segment>(remote_segment{
+        rec.generation, rec.base, rec.bytes,
+        transport::remote_key(worker_, (*endpoints_)[target], packed_rkey, static_cast<int>(target))});
+  }
+
+  void fetch_remote(std::uint32_t target, std::uint16_t id, std::uint8_t generation, const char* operation) {
+    const std::uint64_t request = next_request_++;
+    {
+      const std::lock_guard g{pending_mutex_};
+      pending_rkeys_.insert(request);
+    }
+    messages_.send(*endpoints_, target, msg_rkey_request, {0, 0, {request, id, generation}});
+    ++stats_.rkey_fetches;
+    const auto reply = await({channel::rkey_reply, request, 0, target},
+                             [&] { return fmt::format("the key of segment {} from rank {} ({})", id, target, operation); });
+    // The handler checked the layout: status, then the record and key.
+    std::uint64_t status;
+    std::memcpy(&status, reply.data(), sizeof status);
+    if (status != rkey_ok) throw stale(operation, target, id, generation);
+    segment_record rec;
+    std::memcpy(&rec, reply.data() + sizeof status, sizeof rec);
+    const auto g = worker_.lock();
+    install_remote(target, rec, std::span(reply).subspan(sizeof status + sizeof rec));
+  }
+
+  void register_handlers() {
+    messages_.on(msg_collective, "collective", [this](const transport::message_header& h, std::span<const std::byte> payload) {
+      const std::uint64_t seq = h.word[0], next = next_collective_.load();
+      if (seq + 1 < next || seq >= next + (1u << 20))
+        throw error(errc::protocol, fmt::format("collective {} while this rank is at {}", seq, next));
+      if (h.word[1] >= 64 || h.word[2] != 0)
+        throw error(errc::protocol, fmt::format("collective round {} / reserved {}", h.word[1], h.word[2]));
+      if (!mail_.deposit({channel::collective, seq, h.word[1], h.source_rank}, payload))
+        throw error(errc::protocol, fmt::format("duplicate collective {} round {}", seq, h.word[1]));
+    });
+    messages_.on(msg_rkey_request, "rkey request", [this](const transport::message_header& h, std::span<const std::byte> payload) {
+      const std::uint64_t id = h.word[1], generation = h.word[2];
+      if (id >= local_segment_table::max_segments || generation == 0 || generation > 255 || !payload.empty())
+        throw error(errc::protocol, fmt::format("rkey request for segment {} generation {}", id, generation));
+      std::vector<std::byte> reply(sizeof(std::uint64_t) + sizeof(segment_record));
+      std::uint64_t status = rkey_stale;
+      if (id < slots_.size() && slots_[id].live && !slots_[id].dying && slots_[id].generation == generation) {
+        local_segment& s = slots_[id];
+        status = rkey_ok;
+        s.holders.insert(h.source_rank);
+        const segment_record rec{reinterpret_cast<std::uint64_t>(s.memory.base()), s.bytes, static_cast<std::uint16_t>(id),
+                                 s.generation, {}};
+        std::memcpy(reply.data() + sizeof status, &rec, sizeof rec);
+        const auto rkey = s.memory.packed_rkey();
+        reply.insert(reply.end(), rkey.begin(), rkey.end());
+      }
+      std::memcpy(reply.data(), &status, sizeof status);
+      messages_.send(*endpoints_, h.source_rank, msg_rkey_reply, {0, 0, {h.word[0], status, 0}}, reply);
+    });
+    messages_.on(msg_rkey_reply, "rkey reply", [this](const transport::message_header& h, std::span<const std::byte> payload) {
+      {
+        const std::lock_guard g{pending_mutex_};
+        if (pending_rkeys_.erase(h.word[0]) == 0)
+          throw error(errc::protocol, fmt::format("unsolicited rkey reply {}", h.word[0]));
+      }
+      constexpr std::size_t fixed = sizeof(std::uint64_t) + sizeof(segment_record);
+      std::uint64_t status = ~0ull;
+      if (payload.size() >= sizeof status) std::memcpy(&status, payload.data(), sizeof status);
+      const bool well_formed = payload.size() >= fixed && status == h.word[1] && (status == rkey_ok || status == rkey_stale) &&
+                               (status != rkey_ok || payload.size() > fixed) &&
+                               payload.size() <= fixed + rendezvous::max_address_bytes;
+      if (!well_formed) {
+        // Still wake the waiter, with "stale": it must not hang on garbage.
+        std::vector<std::byte> refusal(fixed);
+        const std::uint64_t stale_status = rkey_stale;
+        std::memcpy(refusal.data(), &stale_status, sizeof stale_status);
+        mail_.deposit({channel::rkey_reply, h.word[0], 0, h.source_rank}, refusal);
+        throw error(errc::protocol, fmt::format("rkey reply {} of {} bytes with status {}", h.word[0], payload.size(), status));
+      }
+      mail_.deposit({channel::rkey_reply, h.word[0], 0, h.source_rank}, payload);
+    });
+    messages_.on(msg_segment_freed, "segment freed", [this](const transport::message_header& h, std::span<const std::byte> payload) {
+      const std::uint64_t id = h.word[0], generation = h.word[1];
+      if (id >= local_segment_table::max_segments || generation == 0 || generation > 255 || h.word[2] != 0 || !payload.empty())
+        throw error(errc::protocol, fmt::format("segment freed: segment {} generation {}", id, generation));
+      auto& per_rank = remote_[h.source_rank];
+      if (id < per_rank.size() && per_rank[id] && per_rank[id]->generation == generation)
+        graveyard_.push_back(std::move(per_rank[id]));
+      messages_.send(*endpoints_, h.source_rank, msg_free_ack, {0, 0, {id, generation, 0}});
+    });
+    messages_.on(msg_free_ack, "free ack", [this](const transport::message_header& h, std::span<const std::byte> payload) {
+      const std::uint64_t id = h.word[0], generation = h.word[1];
+      const bool expected = id < slots_.size() && slots_[id].dying && slots_[id].generation == generation &&
+                            slots_[id].holders.count(h.source_rank) == 1 && h.word[2] == 0 && payload.empty();
+      if (!expected) throw error(errc::protocol, fmt::format("unexpected free ack for segment {} generation {}", id, generation));
+      mail_.deposit({channel::free_ack, id, generation, h.source_rank}, {});
+    });
+  }
+
+  settings settings_;
+  transport::worker worker_;
+  transport::active_messages messages_;
+  membership membership_;
+  std::unique_ptr<transport::endpoints> endpoints_;
+  mailbox mail_;
+  std::atomic<std::uint64_t> next_collective_{0};
+  std::atomic<std::uint64_t> next_request_{1};
+  std::mutex pending_mutex_;
+  std::set<std::uint64_t> pending_rkeys_;
+  std::deque<local_segment> slots_;  // deque: growing never moves a slot
+  std::deque<std::uint16_t> free_slots_;
+  std::vector<std::vector<std::unique_ptr<remote_segment>>> remote_;
+  std::vector<std::unique_ptr<remote_segment>> graveyard_;  // keys that in-flight operations may still use
+  runtime_stats stats_;
+};
+
+}  // namespace dsm::detail

@@ -1,0 +1,117 @@
+// Non-blocking one-sided operations on registered memory of a peer: put,
+// get and 32/64-bit atomics. Each returns a dsm::future; none checks bounds
+// (the runtime has done that before calling).
+#pragma once
+
+#include <dsm/transport/endpoints.hpp>
+#include <dsm/transport/future.hpp>
+#include <dsm/transport/worker.hpp>
+
+#include <ucp/api/ucp.h>
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+namespace dsm::transport {
+
+// The integer types UCX can operate on atomically.
+template <class T>
+concept atomic_word = std::integral<T> && (sizeof(T) == 4 || sizeof(T) == 8);
+
+enum class atomic_op { fetch_add, exchange, compare_exchange, load, store };
+
+struct remote_address {
+  int rank;
+  std::uint64_t address;
+  ucp_rkey_h rkey;
+};
+
+inline future<> put(worker& w, endpoints& eps, const void* src, std::size_t bytes, const remote_address& to) {
+  ucp_request_param_t param{};
+  ucs_status_ptr_t req;
+  {
+    const auto g = w.lock();
+    req = ucp_put_nbx(eps[to.rank], src, bytes, to.address, to.rkey, &param);
+  }
+  eps.mark_written(to.rank);
+  return future<>(w, req, nullptr, {"put", to.rank});
+}
+
+// A put of a value the caller need not keep: it is copied first.
+template <class T>
+future<> put_value(worker& w, endpoints& eps, const T& value, const remote_address& to) {
+  static_assert(sizeof(T) <= detail::op_buffer::capacity, "put_value: use the bulk put for large values");
+  detail::op_buffer* buffer = detail::op_buffer_pool::take();
+  std::memcpy(buffer->bytes, &value, sizeof(T));
+  ucp_request_param_t param{};
+  ucs_status_ptr_t req;
+  {
+    const auto g = w.lock();
+    req = ucp_put_nbx(eps[to.rank], buffer->bytes, sizeof(T), to.address, to.rkey, &param);
+  }
+  eps.mark_written(to.rank);
+  return future<>(w, req, buffer, {"put", to.rank});
+}
+
+inline future<> get(worker& w, endpoints& eps, void* dst, std::size_t bytes, const remote_address& from) {
+  ucp_request_param_t param{};
+  ucs_status_ptr_t req;
+  {
+    const auto g = w.lock();
+    req = ucp_get_nbx(eps[from.rank], dst, bytes, from.address, from.rkey, &param);
+  }
+  return future<>(w, req, nullptr, {"get", from.rank});
+}
+
+template <class T>
+future<T> get_value(worker& w, endpoints& eps, const remote_address& from) {
+  detail::op_buffer* buffer = detail::op_buffer_pool::take();
+  ucp_request_param_t param{};
+  ucs_status_ptr_t req;
+  {
+    const auto g = w.lock();
+    req = ucp_get_nbx(eps[from.rank], buffer->bytes, sizeof(T), from.address, from.rkey, &param);
+  }
+  return future<T>(w, req, buffer, {"get", from.rank});
+}
+
+// fetch_add, exchange, load and store return the old value; compare_exchange
+// returns the old value too (equal to `expected` when it swapped).
+template <atomic_word T>
+future<T> atomic(worker& w, endpoints& eps, atomic_op op, const remote_address& at, T operand, T desired = 0) {
+  detail::op_buffer* buffer = detail::op_buffer_pool::take();
+  // UCX writes the old value into the reply slot, where the future reads
+  // its result; for CSWAP the reply slot carries the new value in.
+  T* reply = reinterpret_cast<T*>(buffer->bytes);
+  T* operand_slot = reinterpret_cast<T*>(buffer->bytes + 16);
+  ucp_atomic_op_t opcode = UCP_ATOMIC_OP_ADD;
+  const char* name = "atomic fetch_add";
+  switch (op) {
+    case atomic_op::fetch_add: *operand_slot = operand; break;
+    case atomic_op::load: *operand_slot = 0; name = "atomic load"; break;
+    case atomic_op::exchange:
+    case atomic_op::store:
+      opcode = UCP_ATOMIC_OP_SWAP, *operand_slot = operand;
+      name = op == atomic_op::store ? "atomic store" : "atomic exchange";
+      break;
+    case atomic_op::compare_exchange:
+      opcode = UCP_ATOMIC_OP_CSWAP, *operand_slot = operand, *reply = desired;
+      name = "atomic compare_exchange";
+      break;
+  }
+  ucp_request_param_t param{};
+  param.op_attr_mask = UCP_OP_ATTR_FIELD_DATATYPE | UCP_OP_ATTR_FIELD_REPLY_BUFFER;
+  param.datatype = ucp_dt_make_contig(sizeof(T));
+  param.reply_buffer = reply;
+  ucs_status_ptr_t req;
+  {
+    const auto g = w.lock();
+    req = ucp_atomic_op_nbx(eps[at.rank], opcode, operand_slot, 1, at.address, at.rkey, &param);
+  }
+  eps.mark_written(at.rank);
+  return future<T>(w, req, buffer, {name, at.rank});
+}
+
+}  // namespace dsm::transport

@@ -1,0 +1,172 @@
+// One UCP context and one worker per process, and the progress engine that
+// drives them: either the caller polls (every wait progresses the worker) or
+// a progress thread sleeps on the worker's wakeup fd and progresses it when
+// anything arrives, so that a peer's get or atomic is served while this
+// process computes (over TCP, UCX 1.13 emulates both in software at the
+// target). With a progress thread all calls into UCX are serialized by one
+// mutex; without one there is no lock at all.
+#pragma once
+
+#include <dsm/transport/clock.hpp>
+#include <dsm/transport/status.hpp>
+
+#include <poll.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <ucp/api/ucp.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace dsm::transport {
+
+enum class progress_mode { poll, thread };
+
+constexpr std::string_view to_string(progress_mode m) noexcept {
+  return m == progress_mode::poll ? "poll" : "thread";
+}
+
+class worker {
+ public:
+  explicit worker(progress_mode mode) : mode_(mode) {
+    ucp_config_t* config = nullptr;
+    check(ucp_config_read(nullptr, nullptr, &config), "config_read");
+    ucp_params_t params{};
+    params.field_mask = UCP_PARAM_FIELD_FEATURES;
+    params.features = UCP_FEATURE_RMA | UCP_FEATURE_AMO32 | UCP_FEATURE_AMO64 | UCP_FEATURE_AM;
+    if (mode == progress_mode::thread) params.features |= UCP_FEATURE_WAKEUP;
+    const ucs_status_t init = ucp_init(&params, config, &context_);
+    ucp_config_release(config);
+    check(init, "init");
+
+    ucp_worker_params_t wp{};
+    wp.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
+    wp.thread_mode = mode == progress_mode::thread ? UCS_THREAD_MODE_SERIALIZED : UCS_THREAD_MODE_SINGLE;
+    if (const ucs_status_t s = ucp_worker_create(context_, &wp, &worker_); s != UCS_OK) {
+      ucp_cleanup(context_);
+      throw_status(s, "worker_create");
+    }
+  }
+
+  worker(const worker&) = delete;
+  worker& operator=(const worker&) = delete;
+
+  ~worker() {
+    stop_progress_thread();
+    ucp_worker_destroy(worker_);
+    ucp_cleanup(context_);
+  }
+
+  ucp_context_h context() const noexcept { return context_; }
+  // How long any single wait may take (DSM_TIMEOUT).
+  std::chrono::duration<double> timeout() const noexcept { return timeout_; }
+  void set_timeout(std::chrono::duration<double> t) noexcept { timeout_ = t; }
+  ucp_worker_h handle() const noexcept { return worker_; }
+  progress_mode mode() const noexcept { return mode_; }
+
+  // The worker's address, an opaque blob peers create endpoints from.
+  std::vector<std::byte> address() const {
+    ucp_address_t* address = nullptr;
+    std::size_t length = 0;
+    check(ucp_worker_get_address(worker_, &address, &length), "worker_get_address");
+    const auto* bytes = reinterpret_cast<const std::byte*>(address);
+    std::vector<std::byte> blob(bytes, bytes + length);
+    ucp_worker_release_address(worker_, address);
+    return blob;
+  }
+
+  // Held around every call into UCX; a no-op in poll mode.
+  class guard {
+   public:
+    explicit guard(const worker& w) : lock_(w.mode_ == progress_mode::thread ? &w.mutex_ : nullptr) {
+      if (lock_) lock_->lock();
+    }
+    ~guard() {
+      if (lock_) lock_->unlock();
+    }
+    guard(const guard&) = delete;
+    guard& operator=(const guard&) = delete;
+
+   private:
+    std::recursive_mutex* lock_;
+  };
+  guard lock() const { return guard{*this}; }
+
+  unsigned progress() {
+    const guard g{*this};
+    return ucp_worker_progress(worker_);
+  }
+
+  // Progresses until done() holds; past `limit`, a dsm::error naming what
+  // describe() returns (called only then, so waiting formats nothing).
+  // Yields the CPU after a run of idle rounds: ranks often outnumber cores.
+  template <class Done, class Describe>
+  void wait_until(Done&& done, std::chrono::duration<double> limit, Describe&& describe) {
+    if (done()) return;
+    const deadline until{limit};
+    for (unsigned idle = 0;;) {
+      idle = progress() ? 0 : idle + 1;
+      if (done()) return;
+      if (idle >= 64) {
+        idle = 0;
+        if (until.passed()) until.expire(describe());
+        sched_yield();
+      }
+    }
+  }
+
+  void start_progress_thread() {
+    if (mode_ != progress_mode::thread || progress_thread_.joinable()) return;
+    int fd = -1;
+    check(ucp_worker_get_efd(worker_, &fd), "worker_get_efd");
+    stop_fd_ = ::eventfd(0, EFD_CLOEXEC);
+    if (stop_fd_ < 0) throw error(errc::internal, "eventfd for the progress thread failed");
+    progress_thread_ = std::thread([this, fd] { run_progress_thread(fd); });
+  }
+
+  void stop_progress_thread() {
+    if (!progress_thread_.joinable()) return;
+    const std::uint64_t one = 1;
+    [[maybe_unused]] auto written = ::write(stop_fd_, &one, sizeof one);
+    progress_thread_.join();
+    ::close(stop_fd_);
+    stop_fd_ = -1;
+  }
+
+ private:
+  void run_progress_thread(int worker_fd) {
+    pollfd fds[2] = {{worker_fd, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    for (;;) {
+      ucs_status_t armed;
+      {
+        const guard g{*this};
+        while (ucp_worker_progress(worker_) != 0) {
+        }
+        armed = ucp_worker_arm(worker_);
+      }
+      if (armed == UCS_ERR_BUSY) continue;  // events arrived meanwhile
+      // The timeout bounds how long an event that raced with arming can
+      // wait; the main thread progresses during its own waits anyway.
+      ::poll(fds, 2, 100);
+      if (fds[1].revents & POLLIN) return;
+    }
+  }
+
+  progress_mode mode_;
+  std::chrono::duration<double> timeout_{120.0};
+  ucp_context_h context_ = nullptr;
+  ucp_worker_h worker_ = nullptr;
+  mutable std::recursive_mutex mutex_;  // a message handler, run inside progress, may send
+  std::thread progress_thread_;
+  int stop_fd_ = -1;
+};
+
+}  // namespace dsm::transport

@@ -1,0 +1,122 @@
+// Every failure path of the runtime: stale pointers and out-of-bounds
+// offsets are errors at the caller and leave the target intact; malformed
+// active messages are rejected and the job goes on.
+#include "check.hpp"
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace {
+
+std::uint64_t sum_local(dsm::global_ptr<std::uint64_t> p, std::size_t n) {
+  std::uint64_t s = 0;
+  for (std::size_t i = 0; i < n; ++i) s += p.local()[i];
+  return s;
+}
+
+void malformed_messages(int me, int n) {
+  using dsm::transport::message_header;
+  auto& rt = dsm::detail::rt();
+  const int victim = 0, sender = n - 1;
+  const std::uint64_t before = rt.messages().rejected();
+  constexpr int expected = 9;
+  dsm::barrier();  // `before` is read everywhere before anything is sent
+  // Every rank is now at the same collective; the next one is current.
+  const std::uint64_t current = rt.next_collective();
+  if (me == sender) {
+    auto send = [&](unsigned id, message_header h, std::size_t header_bytes = sizeof(message_header),
+                    std::vector<std::byte> payload = {}) {
+      rt.messages().send_unchecked(rt.endpoints(), victim, id, {reinterpret_cast<const std::byte*>(&h), header_bytes},
+                                   payload);
+    };
+    const auto ok = [&](std::uint64_t a, std::uint64_t b, std::uint64_t c) {
+      return message_header{dsm::transport::message_magic, static_cast<std::uint32_t>(me), {a, b, c}};
+    };
+    send(dsm::detail::msg_collective, ok(0, 0, 0), 16);                              // truncated header
+    send(dsm::detail::msg_collective, {0xdeadbeef, 0, {0, 0, 0}});                   // bad magic
+    send(dsm::detail::msg_collective, {dsm::transport::message_magic, static_cast<std::uint32_t>(n), {0, 0, 0}});  // no such rank
+    send(dsm::detail::msg_collective, ok(1ull << 40, 0, 0));                         // far-future collective
+    send(dsm::detail::msg_collective, ok(current, 64, 0));                           // impossible round
+    send(dsm::detail::msg_rkey_reply, ok(999999, 0, 0), sizeof(message_header), std::vector<std::byte>(64));  // unsolicited
+    send(dsm::detail::msg_segment_freed, ok(1, 0, 0));                               // generation 0
+    send(dsm::detail::msg_free_ack, ok(3, 1, 0));                                    // no free pending
+    send(dsm::detail::msg_rkey_request, ok(1, 1, 1), sizeof(message_header), std::vector<std::byte>(8));  // payload where none belongs
+    rt.endpoints().mark_written(static_cast<std::size_t>(victim));
+  }
+  if (me == victim) {
+    rt.worker().wait_until([&] { return rt.messages().rejected() - before >= expected; }, std::chrono::seconds(30),
+                           [] { return std::string("the malformed messages to arrive"); });
+    CHECK_EQ(rt.messages().rejected() - before, std::uint64_t(expected));
+    CHECK(rt.messages().last_rejection().find("rkey request") != std::string::npos);
+    CHECK_EQ(rt.next_collective(), current);  // none of it was taken for a collective
+  }
+  // The job is unharmed.
+  dsm::barrier();
+  CHECK_EQ(dsm::allreduce(1), n);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return dsm_test::run(argc, argv, [] {
+    const int me = dsm::rank(), n = dsm::ranks();
+    const int home = 0, user = n - 1;
+    constexpr std::size_t elems = 16;
+
+    // Out of bounds: refused at the caller, the target's bytes untouched.
+    dsm::global_ptr<std::uint64_t> a;
+    if (me == home) {
+      a = dsm::allocate<std::uint64_t>(elems);
+      for (std::size_t i = 0; i < elems; ++i) a.local()[i] = 7;
+    }
+    a = dsm::broadcast(a, home);
+    dsm::barrier();
+    if (me == user) {
+      const std::uint64_t v = 1;
+      const auto msg = CHECK_ERROR(dsm::errc::out_of_range, dsm::rput(v, a + elems).wait());
+      CHECK(msg.find("outside the segment of 128 bytes") != std::string::npos);
+      std::vector<std::uint64_t> two(2, 9);
+      CHECK_ERROR(dsm::errc::out_of_range, dsm::rput(two.data(), 2, a + (elems - 1)).wait());
+      CHECK_ERROR(dsm::errc::out_of_range, dsm::rget(a + (elems - 1), 2, two.data()).wait());
+      CHECK_ERROR(dsm::errc::out_of_range, dsm::atomic_fetch_add(a + elems, std::uint64_t{1}).wait());
+      CHECK_ERROR(dsm::errc::invalid_argument, dsm::rput(v, dsm::global_ptr<std::uint64_t>{}).wait());
+      CHECK_EQ(dsm::rget(a + (elems - 1)).wait(), std::uint64_t(7));  // in bounds still works
+      if (!a.is_local()) CHECK_ERROR(dsm::errc::invalid_argument, (void)a.local());
+      if (!a.is_local()) CHECK_ERROR(dsm::errc::invalid_argument, dsm::deallocate(a));
+    }
+    dsm::barrier();
+    if (me == home) CHECK_EQ(sum_local(a, elems), std::uint64_t(7 * elems));
+
+    // Stale: after the home frees `a` and reuses its slot for `b`, every use
+    // of `a` is an error, and `b` is never touched through it.
+    dsm::barrier();
+    dsm::global_ptr<std::uint64_t> b;
+    if (me == home) {
+      dsm::deallocate(a);
+      CHECK_ERROR(dsm::errc::stale_pointer, dsm::deallocate(a));
+      CHECK_ERROR(dsm::errc::stale_pointer, (void)a.local());
+      b = dsm::allocate<std::uint64_t>(elems);
+      CHECK_EQ(b.segment(), a.segment());  // the slot came back...
+      CHECK(b.generation() != a.generation());  // ...with a new generation
+      for (std::size_t i = 0; i < elems; ++i) b.local()[i] = 5;
+    }
+    b = dsm::broadcast(b, home);
+    dsm::barrier();
+    if (me == user) {
+      const auto msg = CHECK_ERROR(dsm::errc::stale_pointer, dsm::rput(std::uint64_t{1}, a).wait());
+      CHECK(msg.find("freed") != std::string::npos);
+      CHECK_ERROR(dsm::errc::stale_pointer, dsm::rget(a + 3).wait());
+      CHECK_ERROR(dsm::errc::stale_pointer, dsm::atomic_fetch_add(a, std::uint64_t{1}).wait());
+      CHECK_EQ(dsm::rget(b + 3).wait(), std::uint64_t(5));
+    }
+    dsm::barrier();
+    if (me == home) CHECK_EQ(sum_local(b, elems), std::uint64_t(5 * elems));
+
+    // A collective allocation must ask for the same size everywhere.
+    if (n > 1) CHECK_ERROR(dsm::errc::invalid_argument, (void)dsm::allocate_collective<int>(me == 0 ? 4 : 8));
+
+    malformed_messages(me, n);
+  });
+}
