@@ -51,7 +51,9 @@ inline int run(int argc, char** argv, const std::function<void()>& body) {
     dsm::runtime rt{argc, argv};
     body();
     const int all = dsm::allreduce(failures());
-    if (dsm::rank() == 0) fmt::print("{}: {} on {} rank(s), {} failed check(s)\n", argv[0], all == 0 ? "passed" : "FAILED", dsm::ranks(), all);
+    if (dsm::rank() == 0)
+      fmt::print("{}: {} on {} rank(s) via {}, {} failed check(s)\n", argv[0], all == 0 ? "passed" : "FAILED",
+                 dsm::ranks(), rt.bootstrap_method(), all);
     return all == 0 ? 0 : 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "FAIL: uncaught: {}\n", e.what());

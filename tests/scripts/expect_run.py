@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """expect_run.py [--exit CODE|nonzero] [--within SECONDS] [--stdout RE]...
-[--stderr RE]... [--signal-after SECONDS SIGNAL] -- COMMAND...
+[--stderr RE]... [--signal-after SECONDS SIGNAL] [--env NAME=VALUE]... -- COMMAND...
 
 Runs COMMAND and checks how it ended: its exit code, that it ended within
 the time bound, and that its output matches every regular expression."""
 import argparse
+import os
 import re
 import signal
 import subprocess
@@ -17,12 +18,17 @@ p.add_argument("--within", type=float, default=120)
 p.add_argument("--stdout", action="append", default=[])
 p.add_argument("--stderr", action="append", default=[])
 p.add_argument("--signal-after", nargs=2, metavar=("SECONDS", "SIGNAL"))
+p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
 p.add_argument("command", nargs=argparse.REMAINDER)
 a = p.parse_args()
 cmd = a.command[1:] if a.command and a.command[0] == "--" else a.command
 
+env = dict(os.environ)
+for assignment in a.env:
+    name, _, value = assignment.partition("=")
+    env[name] = value
 start = time.monotonic()
-proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 if a.signal_after:
     time.sleep(float(a.signal_after[0]))
     proc.send_signal(getattr(signal, a.signal_after[1]))

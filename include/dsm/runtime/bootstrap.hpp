@@ -22,8 +22,10 @@
 #include <cstring>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include <dsm/config.hpp>
 #if DSM_HAVE_PMIX
 #include <dsm/runtime/pmix_bootstrap.hpp>
 #endif
@@ -98,12 +100,26 @@ inline membership join_through_dsmrun(const char* socket_path, std::span<const s
   return m;
 }
 
+// Undoes what joining set up (after the last message of the job).
+inline void leave_job(membership& m) noexcept {
+  if (m.rendezvous_fd >= 0) ::close(std::exchange(m.rendezvous_fd, -1));
+#if DSM_HAVE_PMIX
+  if (m.method == "pmix") pmix_leave();
+#endif
+}
+
 inline membership join_job(std::span<const std::byte> address, std::chrono::duration<double> timeout) {
   if (const char* socket_path = std::getenv(rendezvous::env_socket))
     return join_through_dsmrun(socket_path, address, timeout);
   if (std::getenv("PMIX_RANK") != nullptr) {
 #if DSM_HAVE_PMIX
-    return join_through_pmix(address);
+    auto job = pmix_exchange(address);
+    membership m;
+    m.method = "pmix";
+    m.rank = job.rank;
+    m.ranks = job.ranks;
+    m.addresses = std::move(job.addresses);
+    return m;
 #else
     throw error(errc::bootstrap, "PMIX_RANK is set but this build of dsm has no PMIx support (install libpmix-dev)");
 #endif

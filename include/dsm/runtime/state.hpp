@@ -117,7 +117,7 @@ class runtime_state {
     for (std::size_t id = 0; id < slots_.size(); ++id)
       if (slots_[id].live) local_segments().retire(static_cast<std::uint16_t>(id));
     slots_.clear();
-    if (membership_.rendezvous_fd >= 0) ::close(membership_.rendezvous_fd);
+    leave_job(membership_);
     set_calling_rank(no_rank);
   }
 
