@@ -59,6 +59,9 @@ inline int rank() { return static_cast<int>(detail::rt().rank()); }
 inline int ranks() { return static_cast<int>(detail::rt().ranks()); }
 inline void barrier() { detail::rt().barrier(); }
 inline void fence() { detail::rt().fence(); }
+// Lets the runtime serve what has arrived (remote writes over TCP, messages).
+// For code that polls its own memory for a peer's write.
+inline void progress() { detail::rt().worker().progress(); }
 
 template <class T>
 concept collective_value = std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>;

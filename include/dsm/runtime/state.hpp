@@ -139,7 +139,7 @@ class runtime_state {
     endpoints_->flush_written();
     {
       const auto g = worker_.lock();
-      graveyard_.clear();  // nothing in flight can still use those keys
+      if (!graveyard_.empty()) graveyard_.clear();  // nothing in flight can still use those keys
     }
     arch::release_fence();
   }

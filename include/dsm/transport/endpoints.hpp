@@ -53,8 +53,8 @@ class endpoints {
   // since the last flush.
   void flush_written() {
     if (written_list_.empty()) return;
-    std::vector<void*> requests;
-    requests.reserve(written_list_.size());
+    std::vector<void*>& requests = flush_requests_;  // reused: a fence allocates nothing
+    requests.clear();
     {
       const auto g = worker_.lock();
       ucp_request_param_t param{};
@@ -114,6 +114,7 @@ class endpoints {
   std::vector<ucp_ep_h> eps_;
   std::vector<std::uint8_t> written_;
   std::vector<std::uint32_t> written_list_;
+  std::vector<void*> flush_requests_;
 };
 
 }  // namespace dsm::transport
