@@ -67,6 +67,11 @@ int main(int argc, char** argv) {
     std::vector<dsm::future<std::uint64_t>> gets;
     for (int t = 0; t < n; ++t) gets.push_back(dsm::rget(words[static_cast<std::size_t>(t)] + me));
     for (int t = 0; t < n; ++t) CHECK_EQ(gets[static_cast<std::size_t>(t)].wait(), std::uint64_t(1000 * me + t));
+    // ready() polls without blocking; it turns true and wait() then yields.
+    auto polled = dsm::rget(words[static_cast<std::size_t>((me + 1) % n)] + me);
+    while (!polled.ready()) {
+    }
+    CHECK_EQ(polled.wait(), std::uint64_t(1000 * me + (me + 1) % n));
     // const global pointers read too.
     dsm::global_ptr<const std::uint64_t> ro = words[0];
     CHECK_EQ(dsm::rget(ro).wait(), std::uint64_t(0));
