@@ -27,44 +27,57 @@ void check_not_null(global_ptr<T> p, const char* operation) {
 }
 }  // namespace detail
 
+namespace detail {
+enum class direction { put, get };
+
+// What every rput and rget does: refuse null, count, then either copy
+// local memory (local(std::byte*)) or post to the home
+// (remote(runtime_state&, remote_address)), bounds and generation checked.
+template <class T, class Local, class Remote>
+auto one_sided(direction d, global_ptr<T> p, std::uint64_t bytes, const char* operation, Local&& local,
+               Remote&& remote) {
+  check_not_null(p, operation);
+  runtime_state& r = rt();
+  runtime_stats& st = r.stats();
+  if (d == direction::put) ++st.puts, st.bytes_put += bytes;
+  else ++st.gets, st.bytes_got += bytes;
+  if (p.is_local()) return local(r.local_bytes(p.segment(), p.generation(), p.byte_offset(), bytes, operation));
+  return r.with_remote(p.home_rank(), p.segment(), p.generation(), p.byte_offset(), bytes, operation,
+                       [&](const transport::remote_address& at) { return remote(r, at); });
+}
+}  // namespace detail
+
 // Copies n elements from local src to p .. p+n.
 template <global_element T>
 future<> rput(const T* src, std::size_t n, global_ptr<T> dst) {
-  detail::check_not_null(dst, "rput");
-  auto& rt = detail::rt();
   const std::uint64_t bytes = detail::span_bytes<T>(n);
-  auto& st = rt.stats();
-  ++st.puts;
-  st.bytes_put += bytes;
-  if (dst.is_local()) {
-    std::memmove(rt.local_bytes(dst.segment(), dst.generation(), dst.byte_offset(), bytes, "rput"), src, bytes);
-    return {};
-  }
-  return rt.with_remote(dst.home_rank(), dst.segment(), dst.generation(), dst.byte_offset(), bytes, "rput",
-                        [&](const transport::remote_address& to) {
-                          return transport::put(rt.worker(), rt.endpoints(), src, bytes, to);
-                        });
+  return detail::one_sided(
+      detail::direction::put, dst, bytes, "rput",
+      [&](std::byte* at) {
+        std::memmove(at, src, bytes);
+        return future<>{};
+      },
+      [&](detail::runtime_state& r, const transport::remote_address& to) {
+        return transport::put(r.worker(), r.endpoints(), src, bytes, to);
+      });
 }
 
 // Writes one value to *p; the value is copied, the caller need not keep it.
 template <global_element T>
 future<> rput(const T& value, global_ptr<T> dst) {
   if constexpr (sizeof(T) > detail::op_buffer::capacity) {
-    return rput(&value, 1, dst).wait(), future<>{};
+    rput(&value, 1, dst).wait();  // too large for a pooled buffer: completed here
+    return {};
   } else {
-    detail::check_not_null(dst, "rput");
-    auto& rt = detail::rt();
-    auto& st = rt.stats();
-    ++st.puts;
-    st.bytes_put += sizeof(T);
-    if (dst.is_local()) {
-      std::memcpy(rt.local_bytes(dst.segment(), dst.generation(), dst.byte_offset(), sizeof(T), "rput"), &value, sizeof(T));
-      return {};
-    }
-    return rt.with_remote(dst.home_rank(), dst.segment(), dst.generation(), dst.byte_offset(), sizeof(T), "rput",
-                          [&](const transport::remote_address& to) {
-                            return transport::put_value(rt.worker(), rt.endpoints(), value, to);
-                          });
+    return detail::one_sided(
+        detail::direction::put, dst, sizeof(T), "rput",
+        [&](std::byte* at) {
+          std::memcpy(at, &value, sizeof(T));
+          return future<>{};
+        },
+        [&](detail::runtime_state& r, const transport::remote_address& to) {
+          return transport::put_value(r.worker(), r.endpoints(), value, to);
+        });
   }
 }
 
@@ -72,20 +85,16 @@ future<> rput(const T& value, global_ptr<T> dst) {
 template <class T>
   requires global_element<std::remove_const_t<T>>
 future<> rget(global_ptr<T> src, std::size_t n, std::remove_const_t<T>* dst) {
-  detail::check_not_null(src, "rget");
-  auto& rt = detail::rt();
   const std::uint64_t bytes = detail::span_bytes<T>(n);
-  auto& st = rt.stats();
-  ++st.gets;
-  st.bytes_got += bytes;
-  if (src.is_local()) {
-    std::memmove(dst, rt.local_bytes(src.segment(), src.generation(), src.byte_offset(), bytes, "rget"), bytes);
-    return {};
-  }
-  return rt.with_remote(src.home_rank(), src.segment(), src.generation(), src.byte_offset(), bytes, "rget",
-                        [&](const transport::remote_address& from) {
-                          return transport::get(rt.worker(), rt.endpoints(), dst, bytes, from);
-                        });
+  return detail::one_sided(
+      detail::direction::get, src, bytes, "rget",
+      [&](const std::byte* at) {
+        std::memmove(dst, at, bytes);
+        return future<>{};
+      },
+      [&](detail::runtime_state& r, const transport::remote_address& from) {
+        return transport::get(r.worker(), r.endpoints(), dst, bytes, from);
+      });
 }
 
 // Reads *p.
@@ -93,20 +102,16 @@ template <class T>
   requires global_element<std::remove_const_t<T>> && (sizeof(T) <= detail::op_buffer::capacity)
 future<std::remove_const_t<T>> rget(global_ptr<T> src) {
   using value_type = std::remove_const_t<T>;
-  detail::check_not_null(src, "rget");
-  auto& rt = detail::rt();
-  auto& st = rt.stats();
-  ++st.gets;
-  st.bytes_got += sizeof(T);
-  if (src.is_local()) {
-    detail::op_buffer* b = detail::op_buffer_pool::take();
-    std::memcpy(b->bytes, rt.local_bytes(src.segment(), src.generation(), src.byte_offset(), sizeof(T), "rget"), sizeof(T));
-    return future<value_type>(rt.worker(), nullptr, b, {"rget", static_cast<int>(src.home_rank())});
-  }
-  return rt.with_remote(src.home_rank(), src.segment(), src.generation(), src.byte_offset(), sizeof(T), "rget",
-                        [&](const transport::remote_address& from) {
-                          return transport::get_value<value_type>(rt.worker(), rt.endpoints(), from);
-                        });
+  return detail::one_sided(
+      detail::direction::get, src, sizeof(T), "rget",
+      [&](const std::byte* at) {
+        detail::op_buffer* b = detail::op_buffer_pool::take();
+        std::memcpy(b->bytes, at, sizeof(T));
+        return future<value_type>(detail::rt().worker(), nullptr, b, {"rget", static_cast<int>(src.home_rank())});
+      },
+      [&](detail::runtime_state& r, const transport::remote_address& from) {
+        return transport::get_value<value_type>(r.worker(), r.endpoints(), from);
+      });
 }
 
 namespace detail {

@@ -24,6 +24,13 @@ inline constexpr const char* pmix_address_key = "dsm.worker_address";
   throw error(errc::bootstrap, fmt::format("{} failed: {}", call, PMIx_Error_string(rc)));
 }
 
+inline pmix_proc_t pmix_process(const pmix_nspace_t nspace, pmix_rank_t rank) {
+  pmix_proc_t p;
+  PMIX_PROC_CONSTRUCT(&p);
+  PMIX_LOAD_PROCID(&p, nspace, rank);
+  return p;
+}
+
 struct pmix_job {
   std::uint32_t rank;
   std::uint32_t ranks;
@@ -34,9 +41,7 @@ inline pmix_job pmix_exchange(std::span<const std::byte> address) {
   pmix_proc_t me;
   if (const pmix_status_t rc = PMIx_Init(&me, nullptr, 0); rc != PMIX_SUCCESS) pmix_fail("PMIx_Init", rc);
   try {
-    pmix_proc_t everyone;
-    PMIX_PROC_CONSTRUCT(&everyone);
-    PMIX_LOAD_PROCID(&everyone, me.nspace, PMIX_RANK_WILDCARD);
+    pmix_proc_t everyone = pmix_process(me.nspace, PMIX_RANK_WILDCARD);
     pmix_value_t* size = nullptr;
     if (const pmix_status_t rc = PMIx_Get(&everyone, PMIX_JOB_SIZE, nullptr, 0, &size); rc != PMIX_SUCCESS)
       pmix_fail("PMIx_Get(job size)", rc);
@@ -59,9 +64,7 @@ inline pmix_job pmix_exchange(std::span<const std::byte> address) {
 
     pmix_job job{me.rank, ranks, {}};
     for (std::uint32_t r = 0; r < ranks; ++r) {
-      pmix_proc_t peer;
-      PMIX_PROC_CONSTRUCT(&peer);
-      PMIX_LOAD_PROCID(&peer, me.nspace, r);
+      pmix_proc_t peer = pmix_process(me.nspace, r);
       pmix_value_t* value = nullptr;
       if (const pmix_status_t rc = PMIx_Get(&peer, pmix_address_key, nullptr, 0, &value); rc != PMIX_SUCCESS)
         pmix_fail("PMIx_Get(worker address)", rc);
