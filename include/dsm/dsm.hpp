@@ -10,3 +10,7 @@
 #include <dsm/allocate.hpp>
 #include <dsm/rma.hpp>
 #include <dsm/lock.hpp>
+#include <dsm/distribution.hpp>
+#include <dsm/coherence/direct.hpp>
+#include <dsm/shared_array.hpp>
+#include <dsm/views.hpp>

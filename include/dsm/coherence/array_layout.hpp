@@ -1,0 +1,30 @@
+// What a coherence policy knows about the array it serves: the
+// distribution, every rank's block, the array's name, the policy id carried
+// in its global pointers.
+#pragma once
+
+#include <dsm/distribution.hpp>
+#include <dsm/global_ptr.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dsm::coherence {
+
+template <class T>
+struct array_layout {
+  dsm::distribution distribution;
+  std::vector<global_ptr<T>> blocks;  // rank r's elements, in local-index order
+  std::string name;
+
+  global_ptr<T> pointer(std::size_t i) const {
+    return blocks[distribution.owner(i)] + static_cast<std::ptrdiff_t>(distribution.local_index(i));
+  }
+  global_ptr<T> local_pointer(std::size_t rank, std::size_t local_index) const {
+    return blocks[rank] + static_cast<std::ptrdiff_t>(local_index);
+  }
+};
+
+}  // namespace dsm::coherence

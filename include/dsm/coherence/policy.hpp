@@ -1,0 +1,43 @@
+// The hook set every coherence policy implements. A policy is a tag type
+// with an id (carried in the array's global pointers), a name, and a
+// per-array state template:
+//
+//   struct my_policy {
+//     static constexpr std::uint8_t id = ...;      // 1..15, unique
+//     static constexpr const char* name = "...";
+//     template <class T> class state {
+//       explicit state(const array_layout<T>&);
+//       T read(std::size_t i);                       // element read (a miss, for caching policies)
+//       void write(std::size_t i, const T& v);       // element write (first write of a unit)
+//       void get(std::size_t first, std::size_t n, T* out);        // bulk
+//       void put(std::size_t first, const T* in, std::size_t n);   // bulk
+//       void acquire();                              // lock(), and the second half of a barrier
+//       void release();                              // unlock(), and the first half of a barrier
+//     };
+//   };
+//
+// A new policy is one new header under coherence/.
+#pragma once
+
+#include <dsm/coherence/array_layout.hpp>
+
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+
+namespace dsm::coherence {
+
+template <class P, class T = int>
+concept policy = requires {
+  { P::id } -> std::convertible_to<std::uint8_t>;
+  { P::name } -> std::convertible_to<const char*>;
+} && requires(typename P::template state<T>& s, std::size_t i, const T& v, T* out, const T* in) {
+  { s.read(i) } -> std::same_as<T>;
+  s.write(i, v);
+  s.get(i, i, out);
+  s.put(i, in, i);
+  s.acquire();
+  s.release();
+} && std::constructible_from<typename P::template state<T>, const array_layout<T>&>;
+
+}  // namespace dsm::coherence

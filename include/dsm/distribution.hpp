@@ -1,0 +1,110 @@
+// How a shared array's n elements are spread over the ranks: block (one
+// contiguous block per rank), cyclic (element i on rank i mod p) and
+// block_cyclic(k) (blocks of k dealt round-robin). Pure arithmetic on
+// global index <-> (owner, local index), and the runs of consecutive global
+// indices that are also consecutive in one owner's storage, which bulk
+// transfers and views move in one piece.
+#pragma once
+
+#include <dsm/error.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+
+namespace dsm {
+
+struct block_t {};
+struct cyclic_t {};
+inline constexpr block_t block{};
+inline constexpr cyclic_t cyclic{};
+
+struct block_cyclic {
+  std::size_t block_size;
+  explicit constexpr block_cyclic(std::size_t k) : block_size(k) {}
+};
+
+class distribution {
+ public:
+  enum class kind { block, block_cyclic };
+
+  distribution(block_t, std::size_t n, std::size_t ranks)
+      : kind_(kind::block), n_(n), ranks_(checked_ranks(ranks)), block_(std::max<std::size_t>(1, (n + ranks - 1) / ranks)) {}
+  distribution(cyclic_t, std::size_t n, std::size_t ranks) : distribution(block_cyclic(1), n, ranks) {}
+  distribution(block_cyclic bc, std::size_t n, std::size_t ranks)
+      : kind_(kind::block_cyclic), n_(n), ranks_(checked_ranks(ranks)), block_(bc.block_size) {
+    if (bc.block_size == 0) throw error(errc::invalid_argument, "block_cyclic(0): the block size must be positive");
+  }
+
+  kind layout() const noexcept { return kind_; }
+  std::size_t size() const noexcept { return n_; }
+  std::size_t ranks() const noexcept { return ranks_; }
+  // Elements per block: ceil(n / ranks) for block, k for block_cyclic(k).
+  std::size_t block_size() const noexcept { return block_; }
+
+  std::size_t owner(std::size_t i) const noexcept {
+    return kind_ == kind::block ? i / block_ : (i / block_) % ranks_;
+  }
+  std::size_t local_index(std::size_t i) const noexcept {
+    return kind_ == kind::block ? i % block_ : (i / block_ / ranks_) * block_ + i % block_;
+  }
+  std::size_t global_index(std::size_t rank, std::size_t local) const noexcept {
+    if (kind_ == kind::block) return rank * block_ + local;
+    return ((local / block_) * ranks_ + rank) * block_ + local % block_;
+  }
+
+  std::size_t local_size(std::size_t rank) const noexcept {
+    if (kind_ == kind::block) {
+      const std::size_t first = rank * block_;
+      return first >= n_ ? 0 : std::min(block_, n_ - first);
+    }
+    const std::size_t blocks = (n_ + block_ - 1) / block_;
+    if (rank >= blocks) return 0;
+    const std::size_t mine = (blocks - rank + ranks_ - 1) / ranks_;  // blocks j < blocks with j % p == rank
+    std::size_t elements = mine * block_;
+    if ((blocks - 1) % ranks_ == rank) elements -= blocks * block_ - n_;  // the last block may be short
+    return elements;
+  }
+  std::size_t max_local_size() const noexcept {
+    std::size_t m = 0;
+    for (std::size_t r = 0; r < ranks_; ++r) m = std::max(m, local_size(r));
+    return m;
+  }
+
+  // Consecutive global indices [first, first + count) with one owner and
+  // consecutive local indices.
+  struct run {
+    std::size_t first;
+    std::size_t count;
+    std::size_t owner;
+    std::size_t local_first;
+  };
+
+  // Calls f(run) for the runs covering [first, first + count), in order.
+  template <class F>
+  void for_each_run(std::size_t first, std::size_t count, F&& f) const {
+    std::size_t i = first;
+    const std::size_t end = first + count;
+    while (i < end) {
+      const std::size_t block_end = (i / block_ + 1) * block_;
+      const std::size_t stop = std::min(end, block_end);
+      f(run{i, stop - i, owner(i), local_index(i)});
+      i = stop;
+    }
+  }
+
+ private:
+  static std::size_t checked_ranks(std::size_t ranks) {
+    if (ranks == 0) throw error(errc::invalid_argument, "a distribution over 0 ranks");
+    return ranks;
+  }
+
+  kind kind_;
+  std::size_t n_;
+  std::size_t ranks_;
+  std::size_t block_;
+};
+
+}  // namespace dsm

@@ -1,0 +1,155 @@
+// dsm::shared_array<T, Policy>: n elements of T spread over all ranks by a
+// distribution (block by default, cyclic, block_cyclic(k)), each element
+// homed on its owner, accessed through a coherence policy chosen at compile
+// time. Construction and destruction are collective.
+#pragma once
+
+#include <dsm/allocate.hpp>
+#include <dsm/coherence/array_layout.hpp>
+#include <dsm/coherence/direct.hpp>
+#include <dsm/coherence/policy.hpp>
+#include <dsm/distribution.hpp>
+#include <dsm/global_ref.hpp>
+#include <dsm/runtime/runtime.hpp>
+
+#include <fmt/format.h>
+#include <range/v3/view/iota.hpp>
+#include <range/v3/view/transform.hpp>
+
+#include <concepts>
+#include <optional>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+namespace dsm {
+
+template <class D>
+concept distribution_spec = std::same_as<D, block_t> || std::same_as<D, cyclic_t> || std::same_as<D, block_cyclic>;
+
+// The default policy until the caching policies exist.
+using default_policy = direct;
+
+template <class T, class Policy = default_policy>
+class shared_array {
+  static_assert(std::is_trivially_copyable_v<T>,
+                "dsm::shared_array<T>: T must be trivially copyable: elements are copied between ranks as bytes");
+  static_assert(!std::is_const_v<T> && !std::is_volatile_v<T>, "dsm::shared_array<T>: T must not be cv-qualified");
+  static_assert(coherence::policy<Policy, T>,
+                "dsm::shared_array<T, Policy>: Policy does not implement the coherence hook set (see coherence/policy.hpp)");
+
+ public:
+  using value_type = T;
+  using policy_type = Policy;
+  using reference = global_ref<T, Policy>;
+  using size_type = std::size_t;
+
+  explicit shared_array(std::size_t n, std::string name = {}) : shared_array(n, block, std::move(name)) {}
+
+  template <distribution_spec D>
+  shared_array(std::size_t n, D layout, std::string name = {})
+      : layout_{dsm::distribution(layout, n, static_cast<std::size_t>(ranks())), {}, std::move(name)} {
+    auto blocks = allocate_collective<T>(layout_.distribution.max_local_size());
+    for (auto& b : blocks)
+      layout_.blocks.push_back(detail::make_global_ptr<T>([&] {
+        auto a = detail::address_of(b);
+        a.policy_id = Policy::id;
+        return a;
+      }()));
+    me_ = static_cast<std::size_t>(rank());
+    state_.emplace(layout_);
+  }
+
+  shared_array(const shared_array&) = delete;
+  shared_array& operator=(const shared_array&) = delete;
+
+  // Collective: every rank's accesses are complete before the memory goes,
+  // and when it returns every rank has dropped the keys of every block, so
+  // a pointer kept from the array is stale everywhere.
+  ~shared_array() {
+    try {
+      state_->release();
+      barrier();
+      deallocate(layout_.blocks[me_]);
+      barrier();
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "dsm: rank {}: destroying shared_array {}: {}\n", me_, describe(), e.what());
+    }
+  }
+
+  std::size_t size() const noexcept { return layout_.distribution.size(); }
+  bool empty() const noexcept { return size() == 0; }
+  const std::string& name() const noexcept { return layout_.name; }
+  const dsm::distribution& distribution() const noexcept { return layout_.distribution; }
+
+  std::size_t owner(std::size_t i) const {
+    check_index(i, "owner");
+    return layout_.distribution.owner(i);
+  }
+  std::size_t local_size() const noexcept { return layout_.distribution.local_size(me_); }
+
+  // This rank's elements as plain memory: no checks, no remote traffic.
+  std::span<T> local() const noexcept {
+    const std::size_t n = local_size();
+    return n == 0 ? std::span<T>{} : std::span<T>(layout_.blocks[me_].local(), n);
+  }
+  // Global index of each local element, in local order.
+  auto local_indices() const {
+    const dsm::distribution& d = layout_.distribution;
+    const std::size_t me = me_;
+    return ranges::views::iota(std::size_t{0}, local_size()) |
+           ranges::views::transform([&d, me](std::size_t l) { return d.global_index(me, l); });
+  }
+
+  global_ptr<T> pointer(std::size_t i) const {
+    check_index(i, "pointer");
+    return layout_.pointer(i);
+  }
+
+  reference operator[](std::size_t i) {
+    check_index(i, "operator[]");
+    return reference(*this, i);
+  }
+
+  // Bulk: elements [first, first + count), one transfer per owner, all in
+  // flight together.
+  void get(std::size_t first, std::size_t count, T* out) {
+    check_range(first, count, "get");
+    state_->get(first, count, out);
+  }
+  void get(std::size_t first, std::span<T> out) { get(first, out.size(), out.data()); }
+  void put(std::size_t first, std::span<const T> in) {
+    check_range(first, in.size(), "put");
+    state_->put(first, in.data(), in.size());
+  }
+
+  typename Policy::template state<T>& policy_state() noexcept { return *state_; }
+  const coherence::array_layout<T>& layout() const noexcept { return layout_; }
+
+  // "shared_array<double, direct> 'x'" for messages.
+  std::string describe() const {
+    return fmt::format("shared_array<{}, {}>{}", detail::type_name<T>(), Policy::name,
+                       layout_.name.empty() ? std::string() : fmt::format(" '{}'", layout_.name));
+  }
+
+ private:
+  void check_index(std::size_t i, const char* operation) const {
+    if (i >= size())
+      throw error(errc::out_of_range,
+                  fmt::format("{}: {} index {} out of range (size {})", describe(), operation, i, size()));
+  }
+  void check_range(std::size_t first, std::size_t count, const char* operation) const {
+    if (first > size() || count > size() - first)
+      throw error(errc::out_of_range, fmt::format("{}: {} of {} elements from index {} out of range (size {})",
+                                                  describe(), operation, count, first, size()));
+  }
+
+  coherence::array_layout<T> layout_;
+  std::size_t me_ = 0;
+  std::optional<typename Policy::template state<T>> state_;
+};
+
+}  // namespace dsm
