@@ -83,15 +83,31 @@ class distribution {
   };
 
   // Calls f(run) for the runs covering [first, first + count), in order.
+  // The owner and local position advance block by block without a
+  // division per run: cyclic runs are single elements, so this loop is the
+  // cost of every cyclic bulk transfer.
   template <class F>
   void for_each_run(std::size_t first, std::size_t count, F&& f) const {
-    std::size_t i = first;
+    if (count == 0) return;
     const std::size_t end = first + count;
+    std::size_t i = first;
+    std::size_t blk = i / block_;
+    std::size_t offset = i - blk * block_;
+    if (kind_ == kind::block) {
+      for (std::size_t owner = blk; i < end; ++owner, offset = 0) {
+        const std::size_t len = std::min(block_ - offset, end - i);
+        f(run{i, len, owner, offset});
+        i += len;
+      }
+      return;
+    }
+    std::size_t owner = blk % ranks_, round = blk / ranks_;
     while (i < end) {
-      const std::size_t block_end = (i / block_ + 1) * block_;
-      const std::size_t stop = std::min(end, block_end);
-      f(run{i, stop - i, owner(i), local_index(i)});
-      i = stop;
+      const std::size_t len = std::min(block_ - offset, end - i);
+      f(run{i, len, owner, round * block_ + offset});
+      i += len;
+      offset = 0;
+      if (++owner == ranks_) owner = 0, ++round;
     }
   }
 

@@ -35,6 +35,13 @@ inline std::vector<owner_interval> owner_intervals(const dsm::distribution& d, s
   return spans;
 }
 
+// Single elements (every cyclic run) by assignment, not a memcpy call.
+template <class T>
+void copy_elements(T* to, const T* from, std::size_t count) noexcept {
+  if (count == 1) *to = *from;
+  else std::memcpy(to, from, count * sizeof(T));
+}
+
 }  // namespace detail
 
 template <class T>
@@ -59,8 +66,8 @@ void bulk_get(const array_layout<T>& a, std::size_t first, std::size_t count, T*
   }
   for (auto& f : pending) f.wait();
   d.for_each_run(first, count, [&](const dsm::distribution::run& r) {
-    std::memcpy(out + (r.first - first), staged[r.owner].data() + (r.local_first - spans[r.owner].local_first),
-                r.count * sizeof(T));
+    detail::copy_elements(out + (r.first - first), staged[r.owner].data() + (r.local_first - spans[r.owner].local_first),
+                  r.count);
   });
 }
 
@@ -80,8 +87,8 @@ void bulk_put(const array_layout<T>& a, std::size_t first, const T* in, std::siz
   std::vector<std::vector<T>> staged(spans.size());
   for (std::size_t r = 0; r < spans.size(); ++r) staged[r].resize(spans[r].size());
   d.for_each_run(first, count, [&](const dsm::distribution::run& r) {
-    std::memcpy(staged[r.owner].data() + (r.local_first - spans[r.owner].local_first), in + (r.first - first),
-                r.count * sizeof(T));
+    detail::copy_elements(staged[r.owner].data() + (r.local_first - spans[r.owner].local_first), in + (r.first - first),
+                  r.count);
   });
   for (std::size_t r = 0; r < spans.size(); ++r)
     if (!spans[r].empty())
