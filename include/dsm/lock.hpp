@@ -44,7 +44,8 @@ class queue_lock {
   }
 
   void unlock() {
-    fence();  // release: everything written under the lock is at its target
+    detail::rt().release_participants();  // release: every array publishes its writes,
+    fence();                              // and every write is at its target
     if (own(next_word).load(std::memory_order_acquire) == 0) {
       if (atomic_compare_exchange(tail(), me_ + 1, 0).wait() == me_ + 1) return;  // nobody waiting
       // A successor swapped itself in but has not linked yet.
@@ -77,6 +78,7 @@ class queue_lock {
 
   void on_acquired() {
     arch::acquire_fence();
+    detail::rt().acquire_participants();
     ++detail::rt().stats().locks;
   }
 

@@ -1,7 +1,8 @@
 // dsm::shared_array<T, Policy>: n elements of T spread over all ranks by a
 // distribution (block by default, cyclic, block_cyclic(k)), each element
 // homed on its owner, accessed through a coherence policy chosen at compile
-// time. Construction and destruction are collective.
+// time. Construction and destruction are collective. Every dsm::barrier()
+// and every dsm::lock acquire/release calls the policy's acquire/release.
 #pragma once
 
 #include <dsm/allocate.hpp>
@@ -61,6 +62,7 @@ class shared_array {
       }()));
     me_ = static_cast<std::size_t>(rank());
     state_.emplace(layout_);
+    detail::rt().join_sync(&sync_);
   }
 
   shared_array(const shared_array&) = delete;
@@ -71,6 +73,7 @@ class shared_array {
   // a pointer kept from the array is stale everywhere.
   ~shared_array() {
     try {
+      detail::rt().leave_sync(&sync_);
       state_->release();
       barrier();
       deallocate(layout_.blocks[me_]);
@@ -147,9 +150,18 @@ class shared_array {
                                                   describe(), operation, count, first, size()));
   }
 
+  // Barriers and locks reach the policy through this.
+  struct sync_hooks final : detail::sync_participant {
+    shared_array* array;
+    explicit sync_hooks(shared_array* a) : array(a) {}
+    void release() override { array->state_->release(); }
+    void acquire() override { array->state_->acquire(); }
+  };
+
   coherence::array_layout<T> layout_;
   std::size_t me_ = 0;
   std::optional<typename Policy::template state<T>> state_;
+  sync_hooks sync_{this};
 };
 
 }  // namespace dsm

@@ -16,7 +16,10 @@
 //     };
 //   };
 //
-// A new policy is one new header under coherence/.
+// shared_array registers every array with the runtime, so dsm::barrier()
+// calls release() on every live array, synchronises, then acquire(); a
+// dsm::lock calls acquire() after lock() and release() before unlock(). A
+// new policy is one new header under coherence/.
 #pragma once
 
 #include <dsm/coherence/array_layout.hpp>

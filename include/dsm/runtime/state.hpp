@@ -63,6 +63,18 @@ struct segment_address {
   std::uint8_t generation;
 };
 
+// An object with its own consistency actions (a shared array's coherence
+// policy): released before this rank's writes are published (barrier,
+// unlock), acquired after others' are (barrier, lock).
+class sync_participant {
+ public:
+  virtual void release() = 0;
+  virtual void acquire() = 0;
+
+ protected:
+  ~sync_participant() = default;
+};
+
 class runtime_state {
   struct local_segment {
     transport::memory_region memory;
@@ -134,6 +146,15 @@ class runtime_state {
 
   // ---- ordering and collectives -------------------------------------
 
+  void join_sync(sync_participant* p) { participants_.push_back(p); }
+  void leave_sync(sync_participant* p) { std::erase(participants_, p); }
+  void release_participants() {
+    for (sync_participant* p : participants_) p->release();
+  }
+  void acquire_participants() {
+    for (sync_participant* p : participants_) p->acquire();
+  }
+
   // Every put and atomic this rank posted is complete at its target.
   void fence() {
     endpoints_->flush_written();
@@ -144,10 +165,12 @@ class runtime_state {
     arch::release_fence();
   }
 
-  // Release (fence), then a dissemination barrier over active messages,
-  // then acquire: everything any rank wrote before is visible after.
+  // Release (every participant, then fence), a dissemination barrier over
+  // active messages, then acquire (fence, every participant): everything
+  // any rank wrote before is visible after.
   void barrier() {
     const auto t0 = transport::clock_type::now();
+    release_participants();
     fence();
     const std::uint64_t seq = next_collective_++;
     const std::uint32_t n = ranks(), me = rank();
@@ -158,6 +181,7 @@ class runtime_state {
             [&] { return fmt::format("barrier {} (round {}, from rank {})", seq, round, (me + n - distance) % n); });
     }
     arch::acquire_fence();
+    acquire_participants();
     ++stats_.barriers;
     stats_.barrier_seconds += std::chrono::duration<double>(transport::clock_type::now() - t0).count();
   }
@@ -466,6 +490,7 @@ class runtime_state {
   std::deque<std::uint16_t> free_slots_;
   std::vector<std::vector<std::unique_ptr<remote_segment>>> remote_;
   std::vector<std::unique_ptr<remote_segment>> graveyard_;  // keys that in-flight operations may still use
+  std::vector<sync_participant*> participants_;
   runtime_stats stats_;
 };
 
