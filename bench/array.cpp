@@ -6,6 +6,8 @@
 //   distribution,op,mode,elements,median_ns,ns_per_element,ratio_to_local
 //
 //   dsmrun -n 2 --transport shm build/bench/array [--elements N] [--reps N]
+#include "timing.hpp"
+
 #include <dsm/dsm.hpp>
 
 #include <fmt/format.h>
@@ -19,19 +21,7 @@
 
 namespace {
 
-using clock_type = std::chrono::steady_clock;
-
-template <class F>
-double median_ns(int reps, F&& f) {
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = clock_type::now();
-    f();
-    t.push_back(std::chrono::duration<double, std::nano>(clock_type::now() - t0).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
-}
+using dsm_bench::median_ns;
 
 volatile double sink;  // keeps the read loops from being optimised away
 

@@ -6,6 +6,8 @@
 //
 //   cache_maintenance [--min-bytes N] [--max-bytes N] [--spread-bytes N]
 //                     [--reps N] [--out FILE]
+#include "timing.hpp"
+
 #include <dsm/arch.hpp>
 
 #include <fmt/format.h>
@@ -63,19 +65,8 @@ options parse(int argc, char** argv) {
   return o;
 }
 
-using clock_type = std::chrono::steady_clock;
-
-template <class F>
-double time_ns(F&& f) {
-  const auto t0 = clock_type::now();
-  f();
-  return std::chrono::duration<double, std::nano>(clock_type::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
+using dsm_bench::median;
+using dsm_bench::time_ns;
 
 // A range made of `chunks` equal pieces, each starting on its own page.
 struct spread_range {

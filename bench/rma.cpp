@@ -11,6 +11,8 @@
 // better), bandwidth in GB/s (ratio = dsm / raw: higher is better).
 //
 //   dsmrun -n 2 --transport shm build/bench/rma [--max-bytes N] [--reps N] [--scale F]
+#include "timing.hpp"
+
 #include <dsm/dsm.hpp>
 
 #include <fmt/format.h>
@@ -26,8 +28,6 @@
 #include <vector>
 
 namespace {
-
-using clock_type = std::chrono::steady_clock;
 
 struct options {
   std::size_t max_bytes = std::size_t{4} << 20;
@@ -50,14 +50,7 @@ options parse(int argc, char** argv) {
 
 template <class F>
 double median_seconds(int reps, F&& run) {
-  std::vector<double> t;
-  for (int r = 0; r < reps; ++r) {
-    const auto t0 = clock_type::now();
-    run();
-    t.push_back(std::chrono::duration<double>(clock_type::now() - t0).count());
-  }
-  std::sort(t.begin(), t.end());
-  return t[t.size() / 2];
+  return dsm_bench::median_ns(reps, run) * 1e-9;
 }
 
 // The raw-UCP side: the same calls dsm makes, without dsm around them.
