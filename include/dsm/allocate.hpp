@@ -2,6 +2,7 @@
 // and dsm::deallocate.
 #pragma once
 
+#include <dsm/detail/element_bytes.hpp>
 #include <dsm/global_ptr.hpp>
 #include <dsm/runtime/runtime.hpp>
 
@@ -13,12 +14,6 @@ namespace dsm {
 
 namespace detail {
 template <class T>
-std::uint64_t bytes_for(std::size_t n, const char* operation) {
-  if (n > std::numeric_limits<std::uint64_t>::max() / sizeof(T))
-    throw error(errc::invalid_argument, fmt::format("{}<{}>({}): size overflows", operation, type_name<T>(), n));
-  return std::uint64_t{n} * sizeof(T);
-}
-template <class T>
 global_ptr<T> pointer_to(const segment_address& s) {
   return make_global_ptr<T>({s.rank, s.segment, s.generation, 0, 0});
 }
@@ -27,14 +22,14 @@ global_ptr<T> pointer_to(const segment_address& s) {
 // n zero-initialised elements homed on the calling rank. Not collective.
 template <global_element T>
 global_ptr<T> allocate(std::size_t n) {
-  return detail::pointer_to<T>(detail::rt().allocate(detail::bytes_for<T>(n, "allocate")));
+  return detail::pointer_to<T>(detail::rt().allocate(detail::element_bytes<T>(n, "allocate")));
 }
 
 // Collective: n_per_rank elements homed on every rank; element r of the
 // result is rank r's block. Every rank must pass the same n_per_rank.
 template <global_element T>
 std::vector<global_ptr<T>> allocate_collective(std::size_t n_per_rank) {
-  const auto segments = detail::rt().allocate_collective(detail::bytes_for<T>(n_per_rank, "allocate_collective"));
+  const auto segments = detail::rt().allocate_collective(detail::element_bytes<T>(n_per_rank, "allocate_collective"));
   std::vector<global_ptr<T>> blocks;
   blocks.reserve(segments.size());
   for (const auto& s : segments) blocks.push_back(detail::pointer_to<T>(s));

@@ -4,6 +4,7 @@
 // atomic with respect to every other rank's.
 #pragma once
 
+#include <dsm/detail/element_bytes.hpp>
 #include <dsm/global_ptr.hpp>
 #include <dsm/runtime/runtime.hpp>
 #include <dsm/transport/rma.hpp>
@@ -15,12 +16,6 @@
 namespace dsm {
 
 namespace detail {
-template <class T>
-std::uint64_t span_bytes(std::size_t n) {
-  if (n > std::numeric_limits<std::uint64_t>::max() / sizeof(T))
-    throw error(errc::out_of_range, fmt::format("{} elements of {} overflow", n, type_name<T>()));
-  return std::uint64_t{n} * sizeof(T);
-}
 template <class T>
 void check_not_null(global_ptr<T> p, const char* operation) {
   if (p.is_null()) throw error(errc::invalid_argument, fmt::format("{} through a null global_ptr<{}>", operation, type_name<T>()));
@@ -50,7 +45,7 @@ auto one_sided(direction d, global_ptr<T> p, std::uint64_t bytes, const char* op
 // Copies n elements from local src to p .. p+n.
 template <global_element T>
 future<> rput(const T* src, std::size_t n, global_ptr<T> dst) {
-  const std::uint64_t bytes = detail::span_bytes<T>(n);
+  const std::uint64_t bytes = detail::element_bytes<T>(n, "rput");
   return detail::one_sided(
       detail::direction::put, dst, bytes, "rput",
       [&](std::byte* at) {
@@ -85,7 +80,7 @@ future<> rput(const T& value, global_ptr<T> dst) {
 template <class T>
   requires global_element<std::remove_const_t<T>>
 future<> rget(global_ptr<T> src, std::size_t n, std::remove_const_t<T>* dst) {
-  const std::uint64_t bytes = detail::span_bytes<T>(n);
+  const std::uint64_t bytes = detail::element_bytes<T>(n, "rget");
   return detail::one_sided(
       detail::direction::get, src, bytes, "rget",
       [&](const std::byte* at) {

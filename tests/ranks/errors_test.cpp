@@ -114,6 +114,14 @@ int main(int argc, char** argv) {
     dsm::barrier();
     if (me == home) CHECK_EQ(sum_local(b, elems), std::uint64_t(5 * elems));
 
+    // Element counts whose byte size overflows are refused up front.
+    CHECK_ERROR(dsm::errc::invalid_argument, (void)dsm::allocate<std::uint64_t>(SIZE_MAX / 4));
+    {
+      std::uint64_t sink = 0;
+      CHECK_ERROR(dsm::errc::invalid_argument, dsm::rget(b, SIZE_MAX / 4, &sink).wait());
+      CHECK_ERROR(dsm::errc::invalid_argument, dsm::rput(&sink, SIZE_MAX / 4, b).wait());
+    }
+
     // A collective allocation must ask for the same size everywhere.
     if (n > 1) CHECK_ERROR(dsm::errc::invalid_argument, (void)dsm::allocate_collective<int>(me == 0 ? 4 : 8));
 
