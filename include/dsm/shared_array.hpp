@@ -2,7 +2,9 @@
 // distribution (block by default, cyclic, block_cyclic(k)), each element
 // homed on its owner, accessed through a coherence policy chosen at compile
 // time. Construction and destruction are collective. Every dsm::barrier()
-// and every dsm::lock acquire/release calls the policy's acquire/release.
+// calls the policy's release and, once all ranks are through, its barrier
+// hook; every dsm::lock calls acquire after lock() and release before
+// unlock().
 #pragma once
 
 #include <dsm/allocate.hpp>
@@ -156,6 +158,7 @@ class shared_array {
     explicit sync_hooks(shared_array* a) : array(a) {}
     void release() override { array->state_->release(); }
     void acquire() override { array->state_->acquire(); }
+    void after_barrier() override { array->state_->barrier(); }
   };
 
   coherence::array_layout<T> layout_;

@@ -1,6 +1,7 @@
 // A policy is one self-contained type: this test defines its own, which
 // counts its hooks, and checks that element and bulk access reach it, and
-// that barriers and locks drive its release and acquire.
+// that barriers drive its release and barrier hooks and locks its acquire
+// and release.
 #include "check.hpp"
 
 #include <cstdint>
@@ -9,7 +10,7 @@
 namespace {
 
 struct hook_counts {
-  int reads = 0, writes = 0, gets = 0, puts = 0, acquires = 0, releases = 0;
+  int reads = 0, writes = 0, gets = 0, puts = 0, acquires = 0, releases = 0, barriers = 0;
 };
 hook_counts counts;
 
@@ -27,6 +28,7 @@ struct counting {
     void put(std::size_t f, const T* in, std::size_t n) { ++counts.puts, inner_.put(f, in, n); }
     void acquire() { ++counts.acquires, inner_.acquire(); }
     void release() { ++counts.releases, inner_.release(); }
+    void barrier() { ++counts.barriers, inner_.barrier(); }
 
    private:
     dsm::direct::state<T> inner_;
@@ -58,13 +60,15 @@ int main(int argc, char** argv) {
       const hook_counts before_barrier = counts;
       dsm::barrier();
       CHECK_EQ(counts.releases - before_barrier.releases, 1);
-      CHECK_EQ(counts.acquires - before_barrier.acquires, 1);
+      CHECK_EQ(counts.barriers - before_barrier.barriers, 1);
+      CHECK_EQ(counts.acquires - before_barrier.acquires, 0);  // a barrier is not a lock acquire
 
       const hook_counts before_lock = counts;
       l.lock();
       CHECK_EQ(counts.acquires - before_lock.acquires, 1);
       l.unlock();
       CHECK_EQ(counts.releases - before_lock.releases, 1);
+      CHECK_EQ(counts.barriers - before_lock.barriers, 0);
       dsm::barrier();
     }
     // A destroyed array is no longer driven by barriers.
@@ -72,5 +76,6 @@ int main(int argc, char** argv) {
     dsm::barrier();
     CHECK_EQ(counts.acquires, after.acquires);
     CHECK_EQ(counts.releases, after.releases);
+    CHECK_EQ(counts.barriers, after.barriers);
   });
 }

@@ -2,8 +2,8 @@
 // on the element's home (a plain load or store when it is homed here). The
 // baseline the caching policies are measured against, and the right choice
 // for sparse, fine-grained access where moving a whole unit loses.
-// Release makes this rank's writes complete at their homes; acquire has
-// nothing to drop.
+// Release makes this rank's writes complete at their homes; acquire (and
+// the barrier hook) has nothing to drop.
 #pragma once
 
 #include <dsm/coherence/array_layout.hpp>
@@ -36,6 +36,7 @@ struct direct {
     void put(std::size_t first, const T* in, std::size_t count) { coherence::bulk_put(layout_, first, in, count); }
     void acquire() {}
     void release() { fence(); }
+    void barrier() { acquire(); }
 
    private:
     const coherence::array_layout<T>& layout_;

@@ -11,14 +11,17 @@
 //       void write(std::size_t i, const T& v);       // element write (first write of a unit)
 //       void get(std::size_t first, std::size_t n, T* out);        // bulk
 //       void put(std::size_t first, const T* in, std::size_t n);   // bulk
-//       void acquire();                              // lock(), and the second half of a barrier
-//       void release();                              // unlock(), and the first half of a barrier
+//       void acquire();                              // after lock()
+//       void release();                              // before unlock(), and before a barrier
+//       void barrier();                              // once every rank has passed a barrier
 //     };
 //   };
 //
 // shared_array registers every array with the runtime, so dsm::barrier()
-// calls release() on every live array, synchronises, then acquire(); a
-// dsm::lock calls acquire() after lock() and release() before unlock(). A
+// calls release() on every live array, synchronises, then barrier(); a
+// dsm::lock calls acquire() after lock() and release() before unlock().
+// barrier() is at least an acquire; it is separate because some contracts
+// are tied to barriers (read_only data is published at the first one). A
 // new policy is one new header under coherence/.
 #pragma once
 
@@ -41,6 +44,7 @@ concept policy = requires {
   s.put(i, in, i);
   s.acquire();
   s.release();
+  s.barrier();
 } && std::constructible_from<typename P::template state<T>, const array_layout<T>&>;
 
 }  // namespace dsm::coherence

@@ -65,11 +65,13 @@ struct segment_address {
 
 // An object with its own consistency actions (a shared array's coherence
 // policy): released before this rank's writes are published (barrier,
-// unlock), acquired after others' are (barrier, lock).
+// unlock); acquired after others' are (lock); and told when every rank has
+// passed a barrier (where, e.g., read-only data becomes published).
 class sync_participant {
  public:
   virtual void release() = 0;
   virtual void acquire() = 0;
+  virtual void after_barrier() = 0;
 
  protected:
   ~sync_participant() = default;
@@ -154,6 +156,9 @@ class runtime_state {
   void acquire_participants() {
     for (sync_participant* p : participants_) p->acquire();
   }
+  void barrier_participants() {
+    for (sync_participant* p : participants_) p->after_barrier();
+  }
 
   // Every put and atomic this rank posted is complete at its target.
   void fence() {
@@ -166,8 +171,8 @@ class runtime_state {
   }
 
   // Release (every participant, then fence), a dissemination barrier over
-  // active messages, then acquire (fence, every participant): everything
-  // any rank wrote before is visible after.
+  // active messages, then acquire (fence, every participant's barrier
+  // hook): everything any rank wrote before is visible after.
   void barrier() {
     const auto t0 = transport::clock_type::now();
     release_participants();
@@ -181,7 +186,7 @@ class runtime_state {
             [&] { return fmt::format("barrier {} (round {}, from rank {})", seq, round, (me + n - distance) % n); });
     }
     arch::acquire_fence();
-    acquire_participants();
+    barrier_participants();
     ++stats_.barriers;
     stats_.barrier_seconds += std::chrono::duration<double>(transport::clock_type::now() - t0).count();
   }
