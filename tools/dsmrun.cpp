@@ -350,15 +350,15 @@ class launcher {
       if (fd < 0) return;
       rv::channel ch{fd, clock_type::now() + std::chrono::seconds(5), dsm::errc::bootstrap};
       try {
-        if (ch.read_u32("hello") != rv::hello_magic) refuse(ch, fd, "not a dsm rendezvous hello");
+        if (ch.read_u32("hello") != rv::hello_magic) refuse(ch, "not a dsm rendezvous hello");
         if (const auto v = ch.read_u32("hello"); v != rv::protocol_version)
-          refuse(ch, fd, fmt::format("protocol version {}, dsmrun speaks {}", v, rv::protocol_version));
+          refuse(ch, fmt::format("protocol version {}, dsmrun speaks {}", v, rv::protocol_version));
         const std::uint32_t rank = ch.read_u32("hello");
         const auto token = ch.read_blob(rv::max_token_bytes, "token");
         const auto address = ch.read_blob(rv::max_address_bytes, "address");
-        if (!rv::same_token(token, rv::as_bytes(token_))) refuse(ch, fd, "wrong token");
-        if (rank >= total_) refuse(ch, fd, fmt::format("rank {} of a {}-rank job", rank, total_));
-        if (addresses_.count(rank)) refuse(ch, fd, fmt::format("rank {} joined already", rank));
+        if (!rv::same_token(token, rv::as_bytes(token_))) refuse(ch, "wrong token");
+        if (rank >= total_) refuse(ch, fmt::format("rank {} of a {}-rank job", rank, total_));
+        if (addresses_.count(rank)) refuse(ch, fmt::format("rank {} joined already", rank));
         addresses_[rank] = address;
         joined_fds_.push_back(fd);
       } catch (const dsm::error& e) {
@@ -370,7 +370,7 @@ class launcher {
     }
   }
 
-  [[noreturn]] void refuse(rv::channel& ch, int fd, const std::string& reason) {
+  [[noreturn]] void refuse(rv::channel& ch, const std::string& reason) {
     std::vector<std::byte> msg;
     rv::append_u32(msg, rv::status_refused);
     rv::append_blob(msg, rv::as_bytes(reason));
@@ -378,7 +378,6 @@ class launcher {
       ch.write_all(msg, "refusal");
     } catch (const dsm::error&) {
     }
-    (void)fd;
     throw dsm::error(dsm::errc::bootstrap, reason);
   }
 

@@ -6,7 +6,6 @@
 #pragma once
 
 #include <dsm/allocate.hpp>
-#include <dsm/arch/fence.hpp>
 #include <dsm/rma.hpp>
 #include <dsm/runtime/runtime.hpp>
 
@@ -44,8 +43,7 @@ class queue_lock {
   }
 
   void unlock() {
-    detail::rt().release_participants();  // release: every array publishes its writes,
-    fence();                              // and every write is at its target
+    detail::rt().release();
     if (own(next_word).load(std::memory_order_acquire) == 0) {
       if (atomic_compare_exchange(tail(), me_ + 1, 0).wait() == me_ + 1) return;  // nobody waiting
       // A successor swapped itself in but has not linked yet.
@@ -77,8 +75,7 @@ class queue_lock {
   }
 
   void on_acquired() {
-    arch::acquire_fence();
-    detail::rt().acquire_participants();
+    detail::rt().acquire();
     ++detail::rt().stats().locks;
   }
 

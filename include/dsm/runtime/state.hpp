@@ -150,14 +150,17 @@ class runtime_state {
 
   void join_sync(sync_participant* p) { participants_.push_back(p); }
   void leave_sync(sync_participant* p) { std::erase(participants_, p); }
-  void release_participants() {
+  // The two halves of every synchronisation (barrier, lock): release =
+  // every array publishes its writes, then every write is at its target;
+  // acquire = order later accesses after the hand-over, then every array
+  // takes in what others published.
+  void release() {
     for (sync_participant* p : participants_) p->release();
+    fence();
   }
-  void acquire_participants() {
+  void acquire() {
+    arch::acquire_fence();
     for (sync_participant* p : participants_) p->acquire();
-  }
-  void barrier_participants() {
-    for (sync_participant* p : participants_) p->after_barrier();
   }
 
   // Every put and atomic this rank posted is complete at its target.
@@ -175,8 +178,7 @@ class runtime_state {
   // hook): everything any rank wrote before is visible after.
   void barrier() {
     const auto t0 = transport::clock_type::now();
-    release_participants();
-    fence();
+    release();
     const std::uint64_t seq = next_collective_++;
     const std::uint32_t n = ranks(), me = rank();
     for (std::uint64_t round = 0, distance = 1; distance < n; ++round, distance <<= 1) {
@@ -186,7 +188,7 @@ class runtime_state {
             [&] { return fmt::format("barrier {} (round {}, from rank {})", seq, round, (me + n - distance) % n); });
     }
     arch::acquire_fence();
-    barrier_participants();
+    for (sync_participant* p : participants_) p->after_barrier();
     ++stats_.barriers;
     stats_.barrier_seconds += std::chrono::duration<double>(transport::clock_type::now() - t0).count();
   }
