@@ -12,5 +12,8 @@
 #include <dsm/lock.hpp>
 #include <dsm/distribution.hpp>
 #include <dsm/coherence/direct.hpp>
+#include <dsm/coherence/read_only.hpp>
+#include <dsm/coherence/single_writer.hpp>
+#include <dsm/coherence/write_shared.hpp>
 #include <dsm/shared_array.hpp>
 #include <dsm/views.hpp>

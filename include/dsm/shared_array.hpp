@@ -11,6 +11,10 @@
 #include <dsm/coherence/array_layout.hpp>
 #include <dsm/coherence/direct.hpp>
 #include <dsm/coherence/policy.hpp>
+#include <dsm/coherence/read_only.hpp>
+#include <dsm/coherence/single_writer.hpp>
+#include <dsm/coherence/unit_map.hpp>
+#include <dsm/coherence/write_shared.hpp>
 #include <dsm/distribution.hpp>
 #include <dsm/global_ref.hpp>
 #include <dsm/runtime/runtime.hpp>
@@ -33,8 +37,8 @@ namespace dsm {
 template <class D>
 concept distribution_spec = std::same_as<D, block_t> || std::same_as<D, cyclic_t> || std::same_as<D, block_cyclic>;
 
-// The default policy until the caching policies exist.
-using default_policy = direct;
+// Coherent caching for any properly synchronised program.
+using default_policy = single_writer;
 
 template <class T, class Policy = default_policy>
 class shared_array {
@@ -50,11 +54,17 @@ class shared_array {
   using reference = global_ref<T, Policy>;
   using size_type = std::size_t;
 
-  explicit shared_array(std::size_t n, std::string name = {}) : shared_array(n, block, std::move(name)) {}
+  explicit shared_array(std::size_t n, std::string name = {}) : shared_array(n, block, unit_size{}, std::move(name)) {}
 
   template <distribution_spec D>
-  shared_array(std::size_t n, D layout, std::string name = {})
-      : layout_{dsm::distribution(layout, n, static_cast<std::size_t>(ranks())), {}, std::move(name)} {
+  shared_array(std::size_t n, D layout, std::string name = {}) : shared_array(n, layout, unit_size{}, std::move(name)) {}
+
+  // `unit`: the coherence unit of a caching policy (see dsm::unit_size).
+  template <distribution_spec D>
+  shared_array(std::size_t n, D layout, unit_size unit, std::string name = {})
+      : layout_{dsm::distribution(layout, n, static_cast<std::size_t>(ranks())), {}, std::move(name), {}, 0, unit} {
+    layout_.description = describe();
+    layout_.object_id = detail::rt().next_collective();  // the same on every rank
     auto blocks = allocate_collective<T>(layout_.distribution.max_local_size());
     for (auto& b : blocks)
       layout_.blocks.push_back(detail::make_global_ptr<T>([&] {
@@ -76,7 +86,7 @@ class shared_array {
   ~shared_array() {
     try {
       detail::rt().leave_sync(&sync_);
-      state_->release();
+      state_->arrive();
       barrier();
       deallocate(layout_.blocks[me_]);
       barrier();
@@ -158,6 +168,7 @@ class shared_array {
     explicit sync_hooks(shared_array* a) : array(a) {}
     void release() override { array->state_->release(); }
     void acquire() override { array->state_->acquire(); }
+    void before_barrier() override { array->state_->arrive(); }
     void after_barrier() override { array->state_->barrier(); }
   };
 

@@ -1,6 +1,6 @@
 // A policy is one self-contained type: this test defines its own, which
 // counts its hooks, and checks that element and bulk access reach it, and
-// that barriers drive its release and barrier hooks and locks its acquire
+// that barriers drive its arrive and barrier hooks and locks its acquire
 // and release.
 #include "check.hpp"
 
@@ -10,7 +10,7 @@
 namespace {
 
 struct hook_counts {
-  int reads = 0, writes = 0, gets = 0, puts = 0, acquires = 0, releases = 0, barriers = 0;
+  int reads = 0, writes = 0, gets = 0, puts = 0, acquires = 0, releases = 0, arrivals = 0, barriers = 0;
 };
 hook_counts counts;
 
@@ -28,6 +28,7 @@ struct counting {
     void put(std::size_t f, const T* in, std::size_t n) { ++counts.puts, inner_.put(f, in, n); }
     void acquire() { ++counts.acquires, inner_.acquire(); }
     void release() { ++counts.releases, inner_.release(); }
+    void arrive() { ++counts.arrivals, inner_.arrive(); }
     void barrier() { ++counts.barriers, inner_.barrier(); }
 
    private:
@@ -59,7 +60,8 @@ int main(int argc, char** argv) {
 
       const hook_counts before_barrier = counts;
       dsm::barrier();
-      CHECK_EQ(counts.releases - before_barrier.releases, 1);
+      CHECK_EQ(counts.arrivals - before_barrier.arrivals, 1);
+      CHECK_EQ(counts.releases - before_barrier.releases, 0);  // a barrier's release half is arrive()
       CHECK_EQ(counts.barriers - before_barrier.barriers, 1);
       CHECK_EQ(counts.acquires - before_barrier.acquires, 0);  // a barrier is not a lock acquire
 
@@ -69,6 +71,7 @@ int main(int argc, char** argv) {
       l.unlock();
       CHECK_EQ(counts.releases - before_lock.releases, 1);
       CHECK_EQ(counts.barriers - before_lock.barriers, 0);
+      CHECK_EQ(counts.arrivals - before_lock.arrivals, 0);
       dsm::barrier();
     }
     // A destroyed array is no longer driven by barriers.
@@ -76,6 +79,7 @@ int main(int argc, char** argv) {
     dsm::barrier();
     CHECK_EQ(counts.acquires, after.acquires);
     CHECK_EQ(counts.releases, after.releases);
+    CHECK_EQ(counts.arrivals, after.arrivals);
     CHECK_EQ(counts.barriers, after.barriers);
   });
 }

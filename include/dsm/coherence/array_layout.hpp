@@ -1,8 +1,9 @@
 // What a coherence policy knows about the array it serves: the
-// distribution, every rank's block, the array's name, the policy id carried
-// in its global pointers.
+// distribution, every rank's block, the array's name and description, the
+// object id its protocol messages carry, and its coherence unit size.
 #pragma once
 
+#include <dsm/coherence/unit_map.hpp>
 #include <dsm/distribution.hpp>
 #include <dsm/global_ptr.hpp>
 
@@ -18,6 +19,9 @@ struct array_layout {
   dsm::distribution distribution;
   std::vector<global_ptr<T>> blocks;  // rank r's elements, in local-index order
   std::string name;
+  std::string description;       // "shared_array<double, write_shared> 'x'", for messages
+  std::uint64_t object_id = 0;   // the same on every rank
+  dsm::unit_size unit{};
 
   global_ptr<T> pointer(std::size_t i) const {
     return blocks[distribution.owner(i)] + static_cast<std::ptrdiff_t>(distribution.local_index(i));

@@ -36,6 +36,7 @@ struct direct {
     void put(std::size_t first, const T* in, std::size_t count) { coherence::bulk_put(layout_, first, in, count); }
     void acquire() {}
     void release() { fence(); }
+    void arrive() { release(); }
     void barrier() { acquire(); }
 
    private:

@@ -12,14 +12,18 @@
 //       void get(std::size_t first, std::size_t n, T* out);        // bulk
 //       void put(std::size_t first, const T* in, std::size_t n);   // bulk
 //       void acquire();                              // after lock()
-//       void release();                              // before unlock(), and before a barrier
+//       void release();                              // before unlock()
+//       void arrive();                               // a barrier's release half, before ranks synchronise
 //       void barrier();                              // once every rank has passed a barrier
 //     };
 //   };
 //
 // shared_array registers every array with the runtime, so dsm::barrier()
-// calls release() on every live array, synchronises, then barrier(); a
+// calls arrive() on every live array, synchronises, then barrier(); a
 // dsm::lock calls acquire() after lock() and release() before unlock().
+// arrive() is at least a release; it is separate because a barrier can do
+// more (write everything home, so that homes start the next interval
+// afresh).
 // barrier() is at least an acquire; it is separate because some contracts
 // are tied to barriers (read_only data is published at the first one). A
 // new policy is one new header under coherence/.
@@ -44,6 +48,7 @@ concept policy = requires {
   s.put(i, in, i);
   s.acquire();
   s.release();
+  s.arrive();
   s.barrier();
 } && std::constructible_from<typename P::template state<T>, const array_layout<T>&>;
 

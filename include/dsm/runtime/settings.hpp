@@ -3,7 +3,9 @@
 //   DSM_TIMEOUT   seconds any single wait may take (default 120)
 //   DSM_PROGRESS  thread | poll (default: poll when UCX_TLS names only
 //                 shared-memory transports, thread otherwise)
-//   DSM_STATS     1: print per-rank counters at exit
+//   DSM_STATS     1: print per-rank counters at exit (and per array)
+//   DSM_CHECK_RACES 1: a data race a write_shared home detects is a
+//                 dsm::error on the writer (default: counted and warned)
 #pragma once
 
 #include <dsm/error.hpp>
@@ -21,6 +23,7 @@ struct settings {
   double timeout_seconds = 120.0;
   transport::progress_mode progress = transport::progress_mode::thread;
   bool stats = false;
+  bool check_races = false;
 
   static settings from_environment() {
     settings s;
@@ -41,6 +44,7 @@ struct settings {
                                                               : transport::progress_mode::thread;
     }
     if (const char* v = std::getenv("DSM_STATS")) s.stats = std::string_view(v) == "1";
+    if (const char* v = std::getenv("DSM_CHECK_RACES")) s.check_races = std::string_view(v) == "1";
     return s;
   }
 

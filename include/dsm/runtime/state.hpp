@@ -28,6 +28,7 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -43,6 +44,7 @@ enum message_id : unsigned {
   msg_rkey_reply = 3,    // word: request id, status, bytes; payload: u64 base + packed rkey
   msg_segment_freed = 4, // word: segment, generation, 0
   msg_free_ack = 5,      // word: segment, generation, 0
+  msg_object = 6,        // word: object id, then two words the object defines
 };
 
 enum rkey_status : std::uint64_t { rkey_ok = 0, rkey_stale = 1 };
@@ -64,17 +66,32 @@ struct segment_address {
 };
 
 // An object with its own consistency actions (a shared array's coherence
-// policy): released before this rank's writes are published (barrier,
-// unlock); acquired after others' are (lock); and told when every rank has
-// passed a barrier (where, e.g., read-only data becomes published).
+// policy): released before this rank's writes are published (unlock);
+// acquired after others' are (lock); and at a barrier, told before the
+// ranks synchronise (a release, and whatever must reach the homes before
+// they start afresh) and once every rank has passed (where, e.g.,
+// read-only data becomes published).
 class sync_participant {
  public:
   virtual void release() = 0;
   virtual void acquire() = 0;
+  virtual void before_barrier() = 0;
   virtual void after_barrier() = 0;
 
  protected:
   ~sync_participant() = default;
+};
+
+// A distributed object with a protocol of its own (a caching array's
+// coherence engine): messages addressed to its id reach it, on the thread
+// that progresses the worker and under the worker lock. It validates
+// everything it receives and throws errc::protocol to reject.
+class object_endpoint {
+ public:
+  virtual void on_message(const transport::message_header& header, std::span<const std::byte> payload) = 0;
+
+ protected:
+  ~object_endpoint() = default;
 };
 
 class runtime_state {
@@ -148,6 +165,39 @@ class runtime_state {
 
   // ---- ordering and collectives -------------------------------------
 
+  // Objects are numbered by the collective sequence at their construction,
+  // the same on every rank. A message for an object that has gone (a late
+  // acknowledgement) is dropped and counted; one for an id never
+  // registered is rejected.
+  void register_object(std::uint64_t id, object_endpoint* o) {
+    const auto g = worker_.lock();
+    if (!objects_.emplace(id, o).second)
+      throw error(errc::internal, fmt::format("object id {} registered twice", id));
+  }
+  void retire_object(std::uint64_t id) {
+    const auto g = worker_.lock();
+    objects_.erase(id);
+    retired_objects_.insert(id);
+  }
+  void send_to_object(std::uint32_t to, std::uint64_t id, std::uint64_t word1, std::uint64_t word2,
+                      std::span<const std::byte> payload = {}) {
+    messages_.send(*endpoints_, to, msg_object, {0, 0, {id, word1, word2}}, payload);
+  }
+  std::uint64_t late_object_messages() const noexcept { return late_object_messages_.load(); }
+
+  // Every rank has reached this point; no participant hook runs (for
+  // collective set-up that must not publish or drop anything).
+  void synchronize() {
+    const std::uint64_t seq = next_collective_++;
+    const std::uint32_t n = ranks(), me = rank();
+    for (std::uint64_t round = 0, distance = 1; distance < n; ++round, distance <<= 1) {
+      messages_.send(*endpoints_, static_cast<std::uint32_t>((me + distance) % n), msg_collective,
+                     {0, 0, {seq, round, 0}});
+      await({channel::collective, seq, round, static_cast<std::uint32_t>((me + n - distance) % n)},
+            [&] { return fmt::format("synchronisation {} (round {}, from rank {})", seq, round, (me + n - distance) % n); });
+    }
+  }
+
   void join_sync(sync_participant* p) { participants_.push_back(p); }
   void leave_sync(sync_participant* p) { std::erase(participants_, p); }
   // The two halves of every synchronisation (barrier, lock): release =
@@ -178,15 +228,9 @@ class runtime_state {
   // hook): everything any rank wrote before is visible after.
   void barrier() {
     const auto t0 = transport::clock_type::now();
-    release();
-    const std::uint64_t seq = next_collective_++;
-    const std::uint32_t n = ranks(), me = rank();
-    for (std::uint64_t round = 0, distance = 1; distance < n; ++round, distance <<= 1) {
-      messages_.send(*endpoints_, static_cast<std::uint32_t>((me + distance) % n), msg_collective,
-                     {0, 0, {seq, round, 0}});
-      await({channel::collective, seq, round, static_cast<std::uint32_t>((me + n - distance) % n)},
-            [&] { return fmt::format("barrier {} (round {}, from rank {})", seq, round, (me + n - distance) % n); });
-    }
+    for (sync_participant* p : participants_) p->before_barrier();
+    fence();
+    synchronize();
     arch::acquire_fence();
     for (sync_participant* p : participants_) p->after_barrier();
     ++stats_.barriers;
@@ -474,6 +518,15 @@ class runtime_state {
         graveyard_.push_back(std::move(per_rank[id]));
       messages_.send(*endpoints_, h.source_rank, msg_free_ack, {0, 0, {id, generation, 0}});
     });
+    messages_.on(msg_object, "object", [this](const transport::message_header& h, std::span<const std::byte> payload) {
+      const auto found = objects_.find(h.word[0]);
+      if (found != objects_.end()) return found->second->on_message(h, payload);
+      if (retired_objects_.count(h.word[0]) != 0) {
+        ++late_object_messages_;
+        return;
+      }
+      throw error(errc::protocol, fmt::format("message for object {}, which this rank never created", h.word[0]));
+    });
     messages_.on(msg_free_ack, "free ack", [this](const transport::message_header& h, std::span<const std::byte> payload) {
       const std::uint64_t id = h.word[0], generation = h.word[1];
       const bool expected = id < slots_.size() && slots_[id].dying && slots_[id].generation == generation &&
@@ -498,6 +551,9 @@ class runtime_state {
   std::vector<std::vector<std::unique_ptr<remote_segment>>> remote_;
   std::vector<std::unique_ptr<remote_segment>> graveyard_;  // keys that in-flight operations may still use
   std::vector<sync_participant*> participants_;
+  std::map<std::uint64_t, object_endpoint*> objects_;
+  std::set<std::uint64_t> retired_objects_;
+  std::atomic<std::uint64_t> late_object_messages_{0};
   runtime_stats stats_;
 };
 

@@ -1,0 +1,66 @@
+// Per-array coherence counters (DSM_STATS=1 prints them when the array is
+// destroyed). Counters a message handler updates are atomic; hits and
+// misses belong to the program's thread.
+#pragma once
+
+#include <dsm/arch/cache.hpp>
+#include <dsm/arch/dma.hpp>
+#include <dsm/arch/isa.hpp>
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <string_view>
+
+namespace dsm::coherence {
+
+struct array_stats {
+  std::uint64_t hits = 0, misses = 0;
+  std::atomic<std::uint64_t> invalidations_sent{0}, invalidations_received{0};
+  std::uint64_t twins = 0;
+  std::uint64_t diffs = 0, diff_bytes = 0;
+  std::atomic<std::uint64_t> ownership_transfers{0};
+  std::atomic<std::uint64_t> races{0};
+  std::atomic<std::uint64_t> bytes_cleaned{0}, bytes_invalidated{0};
+
+  void print(std::FILE* out, int rank, std::string_view array) const {
+    fmt::print(out,
+               "dsm stats rank {}: {}: hits {}, misses {}, invalidations sent {} received {}, twins {}, diffs {} "
+               "({} B), ownership transfers {}, races {}, bytes cleaned {}, bytes invalidated {}\n",
+               rank, array, hits, misses, invalidations_sent.load(), invalidations_received.load(), twins, diffs,
+               diff_bytes, ownership_transfers.load(), races.load(), bytes_cleaned.load(), bytes_invalidated.load());
+  }
+};
+
+// Cache maintenance the protocol drives, counted where it happens. Without
+// maintenance (coherent DMA) both are no-ops and count nothing.
+struct maintenance {
+  array_stats* stats;
+
+  // Before a transfer reads [p, p + n) (a put, a message carrying it, or a
+  // peer's get of memory the CPU wrote).
+  void before_transfer_reads(const void* p, std::size_t n) const {
+    if constexpr (arch::cache_maintenance_enabled) {
+      if (n == 0) return;
+      arch::sync_for_device(p, n, arch::dma_direction::to_device);
+      stats->bytes_cleaned += arch::lines_touching(p, n).bytes();
+    } else {
+      (void)p, (void)n;
+    }
+  }
+  // After a transfer wrote [p, p + n), before the CPU reads it.
+  void after_transfer_wrote(void* p, std::size_t n) const {
+    if constexpr (arch::cache_maintenance_enabled) {
+      if (n == 0) return;
+      arch::sync_for_cpu(p, n, arch::dma_direction::from_device);
+      stats->bytes_invalidated += arch::lines_touching(p, n).bytes();
+    } else {
+      (void)p, (void)n;
+    }
+  }
+};
+
+}  // namespace dsm::coherence

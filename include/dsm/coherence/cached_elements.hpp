@@ -1,0 +1,75 @@
+// Typed element access over a caching policy's copies: where element i is
+// (its unit, and the address of this rank's copy), the read hit path, and
+// bulk reads that request every missing unit at once. Shared by
+// single_writer and write_shared; their write paths differ.
+#pragma once
+
+#include <dsm/coherence/array_layout.hpp>
+#include <dsm/coherence/engine.hpp>
+#include <dsm/coherence/unit_map.hpp>
+#include <dsm/runtime/runtime.hpp>
+
+#include <cstddef>
+#include <vector>
+
+namespace dsm::coherence {
+
+template <class T>
+class cached_elements {
+ public:
+  cached_elements(const array_layout<T>& layout, protocol p)
+      : layout_(layout),
+        units_(layout.distribution, sizeof(T), layout.unit, layout.description),
+        engine_(p, layout.object_id, layout.distribution, units_, byte_blocks(layout.blocks), layout.description),
+        count_hits_(dsm::detail::rt().config().stats) {}
+
+  struct place {
+    std::size_t unit;
+    T* element;  // this rank's copy
+  };
+  place locate(std::size_t i) const noexcept {
+    const auto& d = layout_.distribution;
+    const std::size_t owner = d.owner(i), local = d.local_index(i);
+    return {units_.unit_of(owner, local), reinterpret_cast<T*>(engine_.copies().element(owner, local))};
+  }
+
+  T read(std::size_t i) {
+    const place p = locate(i);
+    if (engine_.copies().state(p.unit) >= shared) {
+      hit();
+      return *p.element;
+    }
+    engine_.obtain(p.unit, false);
+    return *p.element;
+  }
+
+  void get(std::size_t first, std::size_t count, T* out) {
+    std::vector<std::size_t> wanted;
+    layout_.distribution.for_each_run(first, count, [&](const dsm::distribution::run& r) {
+      const std::size_t last = units_.unit_of(r.owner, r.local_first + r.count - 1);
+      for (std::size_t u = units_.unit_of(r.owner, r.local_first); u <= last; ++u) wanted.push_back(u);
+    });
+    engine_.obtain(wanted, false);
+    for (std::size_t k = 0; k < count; ++k) out[k] = *locate(first + k).element;
+  }
+
+  void hit() noexcept {
+    if (count_hits_) ++engine_.stats().hits;
+  }
+  engine& protocol_engine() noexcept { return engine_; }
+  const unit_map& units() const noexcept { return units_; }
+
+ private:
+  static std::vector<global_ptr<std::byte>> byte_blocks(const std::vector<global_ptr<T>>& blocks) {
+    std::vector<global_ptr<std::byte>> out;
+    for (const auto& b : blocks) out.push_back(dsm::detail::rebind<std::byte>(b, b.byte_offset()));
+    return out;
+  }
+
+  const array_layout<T>& layout_;
+  unit_map units_;
+  engine engine_;
+  bool count_hits_;
+};
+
+}  // namespace dsm::coherence

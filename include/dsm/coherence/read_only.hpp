@@ -1,0 +1,147 @@
+// The read_only policy: elements are written only between construction and
+// the first barrier after it (through local(), element writes or put, which
+// go straight to the homes). That barrier publishes the array: from then
+// on a read miss copies the unit from its home once and the copy is never
+// invalidated, so every later read of it is a local load. A write after
+// publication is a dsm::error naming the array and index (writes through
+// local() bypass the check: they are plain memory).
+#pragma once
+
+#include <dsm/coherence/array_layout.hpp>
+#include <dsm/coherence/array_stats.hpp>
+#include <dsm/coherence/bulk.hpp>
+#include <dsm/coherence/policy.hpp>
+#include <dsm/coherence/replica.hpp>
+#include <dsm/coherence/unit_map.hpp>
+#include <dsm/error.hpp>
+#include <dsm/rma.hpp>
+#include <dsm/runtime/runtime.hpp>
+
+#include <fmt/format.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace dsm {
+
+struct read_only {
+  static constexpr std::uint8_t id = 4;
+  static constexpr const char* name = "read_only";
+
+  template <class T>
+  class state {
+   public:
+    explicit state(const coherence::array_layout<T>& layout)
+        : layout_(layout),
+          units_(layout.distribution, sizeof(T), layout.unit, layout.description),
+          me_(static_cast<std::size_t>(rank())),
+          copies_(units_, reinterpret_cast<std::byte*>(layout.blocks[me_].local()), me_, layout.description),
+          count_hits_(detail::rt().config().stats),
+          print_stats_(count_hits_) {
+      copies_.reset(coherence::shared);
+    }
+    state(const state&) = delete;
+    state& operator=(const state&) = delete;
+    ~state() {
+      if (print_stats_) stats_.print(stderr, static_cast<int>(me_), layout_.description);
+    }
+
+    T read(std::size_t i) {
+      const auto& d = layout_.distribution;
+      const std::size_t owner = d.owner(i), local = d.local_index(i);
+      auto* copy = reinterpret_cast<const T*>(copies_.element(owner, local));
+      if (!published_) {  // still being written: no copies yet
+        if (owner == me_) return *copy;
+        T value;
+        rget(layout_.pointer(i), 1, &value).wait();
+        return value;
+      }
+      const std::size_t unit = units_.unit_of(owner, local);
+      if (copies_.state(unit) == coherence::shared) {
+        if (count_hits_) ++stats_.hits;
+        return *copy;
+      }
+      fetch(std::span<const std::size_t>(&unit, 1));
+      return *copy;
+    }
+
+    void write(std::size_t i, const T& v) {
+      check_unpublished(i, "write");
+      rput(v, layout_.pointer(i)).wait();
+    }
+
+    void get(std::size_t first, std::size_t count, T* out) {
+      if (!published_) return coherence::bulk_get(layout_, first, count, out);
+      std::vector<std::size_t> wanted;
+      layout_.distribution.for_each_run(first, count, [&](const dsm::distribution::run& r) {
+        const std::size_t last = units_.unit_of(r.owner, r.local_first + r.count - 1);
+        for (std::size_t u = units_.unit_of(r.owner, r.local_first); u <= last; ++u) wanted.push_back(u);
+      });
+      fetch(wanted);
+      const auto& d = layout_.distribution;
+      for (std::size_t k = 0; k < count; ++k)
+        out[k] = *reinterpret_cast<const T*>(copies_.element(d.owner(first + k), d.local_index(first + k)));
+    }
+
+    void put(std::size_t first, const T* in, std::size_t count) {
+      if (count != 0) check_unpublished(first, "put");
+      coherence::bulk_put(layout_, first, in, count);
+    }
+
+    void acquire() {}
+    void release() {}
+    // Peers will read this rank's block directly: what its CPU wrote must
+    // be in memory first (a no-op where DMA is coherent).
+    void arrive() {
+      if (!published_)
+        coherence::maintenance{&stats_}.before_transfer_reads(
+            copies_.element(me_, 0), layout_.distribution.local_size(me_) * sizeof(T));
+    }
+    void barrier() { published_ = true; }
+
+    bool published() const noexcept { return published_; }
+    coherence::array_stats& stats() noexcept { return stats_; }
+
+   private:
+    void check_unpublished(std::size_t i, const char* operation) const {
+      if (published_)
+        throw error(errc::read_only_violation,
+                    fmt::format("{}: {} to index {} after publication (read_only data is written only before the "
+                                "first barrier after construction)",
+                                layout_.description, operation, i));
+    }
+
+    // Missing units, all in flight together, then each made visible.
+    void fetch(std::span<const std::size_t> wanted) {
+      std::vector<std::size_t> missing;
+      std::vector<future<>> gets;
+      for (std::size_t u : wanted) {
+        if (copies_.state(u) == coherence::shared || units_.elements_in(u) == 0) continue;
+        missing.push_back(u);
+        gets.push_back(rget(layout_.local_pointer(units_.home_of(u), units_.first_local(u)), units_.elements_in(u),
+                            reinterpret_cast<T*>(copies_.unit_data(u))));
+      }
+      for (auto& g : gets) g.wait();
+      const coherence::maintenance maintain{&stats_};
+      for (std::size_t u : missing) {
+        maintain.after_transfer_wrote(copies_.unit_data(u), units_.bytes_in(u));
+        copies_.set_state(u, coherence::shared);
+      }
+      stats_.misses += missing.size();
+    }
+
+    const coherence::array_layout<T>& layout_;
+    coherence::unit_map units_;
+    std::size_t me_;
+    coherence::replica copies_;
+    bool published_ = false;
+    bool count_hits_;
+    bool print_stats_;
+    coherence::array_stats stats_;
+  };
+};
+
+static_assert(coherence::policy<read_only>);
+
+}  // namespace dsm

@@ -1,0 +1,80 @@
+// The single_writer policy: one writer at a time per unit, any number of
+// readers. A read miss fetches the unit from its home, which records the
+// reader; a write needs the unit exclusively: the home invalidates the read
+// copies (deferred: each holder drops its copy at its next acquire) and
+// recalls the current owner (eagerly: the owner stops writing at once and
+// sends its data), then hands unit and ownership to the writer. An unlock
+// needs no work: a later reader's miss recalls the owner's data through the
+// home. A barrier writes every owned unit home and starts afresh.
+//
+// Contract: correct for any program that synchronises its conflicting
+// accesses; several ranks writing one unit in one interval (false sharing)
+// stays correct but moves the unit at every write that changes hands.
+#pragma once
+
+#include <dsm/coherence/cached_elements.hpp>
+#include <dsm/coherence/policy.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+namespace dsm {
+
+struct single_writer {
+  static constexpr std::uint8_t id = 2;
+  static constexpr const char* name = "single_writer";
+
+  template <class T>
+  class state {
+   public:
+    explicit state(const coherence::array_layout<T>& layout) : cache_(layout, coherence::protocol::single_writer) {}
+
+    T read(std::size_t i) { return cache_.read(i); }
+
+    void write(std::size_t i, const T& v) {
+      const auto p = cache_.locate(i);
+      if (cache_.protocol_engine().copies().state(p.unit) == coherence::exclusive) {
+        *p.element = v;
+        if (still_exclusive(p.unit)) return cache_.hit();
+      }
+      // Granted exclusively, the unit stays until this rank confirms, so
+      // the store cannot be lost; the recheck covers a unit that was
+      // already owned when the recall came.
+      auto& e = cache_.protocol_engine();
+      for (;;) {
+        const bool requested = e.copies().state(p.unit) != coherence::exclusive;
+        e.obtain(p.unit, true);
+        *p.element = v;
+        if (requested) return e.confirm_exclusive(p.unit);
+        if (still_exclusive(p.unit)) return;
+      }
+    }
+
+    void get(std::size_t first, std::size_t count, T* out) { cache_.get(first, count, out); }
+    void put(std::size_t first, const T* in, std::size_t count) {
+      for (std::size_t k = 0; k < count; ++k) write(first + k, in[k]);
+    }
+    void acquire() { cache_.protocol_engine().drop_invalidated(); }
+    void release() {}
+    void arrive() { cache_.protocol_engine().write_home_owned(); }
+    void barrier() { cache_.protocol_engine().start_interval(); }
+
+    coherence::array_stats& stats() noexcept { return cache_.protocol_engine().stats(); }
+
+   private:
+    // With a progress thread, a recall may have taken the unit between the
+    // state check and the store: see engine::on_recall for the pairing.
+    bool still_exclusive(std::size_t unit) {
+      if (!cache_.protocol_engine().concurrent_handlers()) return true;
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      return cache_.protocol_engine().copies().state(unit) == coherence::exclusive;
+    }
+
+    coherence::cached_elements<T> cache_;
+  };
+};
+
+static_assert(coherence::policy<single_writer>);
+
+}  // namespace dsm

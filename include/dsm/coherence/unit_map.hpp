@@ -1,0 +1,91 @@
+// Coherence units: the blocks a caching policy fetches, tracks and
+// invalidates as one. A unit is a run of consecutive *local* indices of one
+// owner, so that it is contiguous at its home and a miss is one transfer,
+// whatever the distribution (cyclic layouts scatter consecutive global
+// indices over ranks). Unit u belongs to rank u / units_per_rank and covers
+// local indices [(u % units_per_rank) * elements_per_unit, ...).
+//
+// A unit holds the largest power of two of elements that fits in the
+// requested unit size (at least one element), so locating one is a shift.
+#pragma once
+
+#include <dsm/distribution.hpp>
+#include <dsm/error.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstddef>
+#include <string_view>
+#include <vector>
+
+namespace dsm {
+
+// The coherence unit of a caching array, in bytes: a power of two from 64 B
+// (one cache line on most CPUs) to 64 KiB. Small units move less data per
+// miss and suffer less false sharing; large ones need fewer misses for
+// sweeps. The default, 1 KiB, is 16 cache lines: a sweep costs one miss per
+// 16 lines, a scattered read moves 1 KiB rather than a 4 KiB page.
+struct unit_size {
+  static constexpr std::size_t min_bytes = 64, max_bytes = 64 * 1024, default_bytes = 1024;
+  std::size_t bytes = default_bytes;
+};
+
+namespace coherence {
+
+class unit_map {
+ public:
+  unit_map(const dsm::distribution& d, std::size_t element_bytes, unit_size requested, std::string_view object)
+      : element_bytes_(element_bytes) {
+    if (!std::has_single_bit(requested.bytes) || requested.bytes < unit_size::min_bytes ||
+        requested.bytes > unit_size::max_bytes)
+      throw error(errc::invalid_argument,
+                  fmt::format("{}: unit size {} B: expected a power of two from {} B to {} B", object, requested.bytes,
+                              unit_size::min_bytes, unit_size::max_bytes));
+    elements_per_unit_ = std::bit_floor(std::max<std::size_t>(1, requested.bytes / element_bytes));
+    shift_ = static_cast<unsigned>(std::countr_zero(elements_per_unit_));
+    ranks_ = d.ranks();
+    max_local_ = d.max_local_size();
+    units_per_rank_ = (max_local_ + elements_per_unit_ - 1) >> shift_;
+    local_sizes_.resize(ranks_);
+    for (std::size_t r = 0; r < ranks_; ++r) local_sizes_[r] = d.local_size(r);
+  }
+
+  std::size_t element_bytes() const noexcept { return element_bytes_; }
+  std::size_t elements_per_unit() const noexcept { return elements_per_unit_; }
+  std::size_t unit_bytes() const noexcept { return elements_per_unit_ * element_bytes_; }
+  std::size_t units_per_rank() const noexcept { return units_per_rank_; }
+  std::size_t units() const noexcept { return units_per_rank_ * ranks_; }
+  std::size_t ranks() const noexcept { return ranks_; }
+  std::size_t max_local_size() const noexcept { return max_local_; }
+
+  std::size_t unit_of(std::size_t owner, std::size_t local) const noexcept {
+    return owner * units_per_rank_ + (local >> shift_);
+  }
+  std::size_t home_of(std::size_t unit) const noexcept { return unit / units_per_rank_; }
+  // First local index of the unit at its home.
+  std::size_t first_local(std::size_t unit) const noexcept { return (unit % units_per_rank_) << shift_; }
+  // Elements the unit really holds: the last unit of a rank may be short,
+  // and ranks with fewer elements than the largest have empty units.
+  std::size_t elements_in(std::size_t unit) const noexcept {
+    const std::size_t size = local_sizes_[home_of(unit)], first = first_local(unit);
+    return first >= size ? 0 : std::min(elements_per_unit_, size - first);
+  }
+  std::size_t bytes_in(std::size_t unit) const noexcept { return elements_in(unit) * element_bytes_; }
+  // Where the unit's first element sits in a per-rank mirror laid out as
+  // ranks x max_local_size elements.
+  std::size_t mirror_index(std::size_t unit) const noexcept {
+    return home_of(unit) * max_local_ + first_local(unit);
+  }
+
+ private:
+  std::size_t element_bytes_;
+  std::size_t elements_per_unit_ = 1;
+  unsigned shift_ = 0;
+  std::size_t ranks_ = 1, max_local_ = 0, units_per_rank_ = 0;
+  std::vector<std::size_t> local_sizes_;
+};
+
+}  // namespace coherence
+}  // namespace dsm

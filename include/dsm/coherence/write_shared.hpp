@@ -1,0 +1,61 @@
+// The write_shared policy (multi-writer, after Munin and TreadMarks):
+// several ranks may write disjoint bytes of one unit in one interval. The
+// first write to a copy keeps a twin of it; a release (unlock, barrier)
+// sends home only the bytes that differ from the twin, the home applies
+// them, invalidates the other copies (each holder drops its copy at its
+// next acquire) and checks them against the other writers' bytes of the
+// interval: two ranks writing one byte without synchronisation is a data
+// race, reported with the array, index and ranks (an error with
+// DSM_CHECK_RACES=1, else a warning and a count).
+#pragma once
+
+#include <dsm/coherence/cached_elements.hpp>
+#include <dsm/coherence/policy.hpp>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace dsm {
+
+struct write_shared {
+  static constexpr std::uint8_t id = 3;
+  static constexpr const char* name = "write_shared";
+
+  template <class T>
+  class state {
+   public:
+    explicit state(const coherence::array_layout<T>& layout) : cache_(layout, coherence::protocol::write_shared) {}
+
+    T read(std::size_t i) { return cache_.read(i); }
+
+    void write(std::size_t i, const T& v) {
+      const auto p = cache_.locate(i);
+      auto& e = cache_.protocol_engine();
+      if (e.copies().state(p.unit) == coherence::exclusive) {
+        *p.element = v;
+        return cache_.hit();
+      }
+      if (e.copies().state(p.unit) == coherence::invalid) e.obtain(p.unit, false);
+      e.make_twin(p.unit);
+      *p.element = v;
+    }
+
+    void get(std::size_t first, std::size_t count, T* out) { cache_.get(first, count, out); }
+    void put(std::size_t first, const T* in, std::size_t count) {
+      for (std::size_t k = 0; k < count; ++k) write(first + k, in[k]);
+    }
+    void acquire() { cache_.protocol_engine().drop_invalidated(); }
+    void release() { cache_.protocol_engine().send_diffs(); }
+    void arrive() { release(); }
+    void barrier() { cache_.protocol_engine().start_interval(); }
+
+    coherence::array_stats& stats() noexcept { return cache_.protocol_engine().stats(); }
+
+   private:
+    coherence::cached_elements<T> cache_;
+  };
+};
+
+static_assert(coherence::policy<write_shared>);
+
+}  // namespace dsm

@@ -1,0 +1,178 @@
+// Litmus tests of the caching policies, run with one policy per process
+// (argv[1]: single_writer, write_shared, read_only): barrier visibility,
+// message passing through a lock with no stale read after the acquire,
+// false sharing within one unit, and each policy's own contract (read_only
+// publication, write_shared race detection).
+#include "check.hpp"
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+std::uint64_t value_of(std::size_t i, int round) { return i * 1000003u + static_cast<std::uint64_t>(round) * 7 + 1; }
+
+// Every rank writes a stripe of indices homed elsewhere; after the barrier
+// every rank reads every value, through element reads and a bulk get.
+template <class Policy, class Layout>
+void barrier_visibility(Layout layout, dsm::unit_size unit) {
+  const int me = dsm::rank(), p = dsm::ranks();
+  const std::size_t n = 1000;
+  dsm::shared_array<std::uint64_t, Policy> a(n, layout, unit, "visible");
+  for (int round = 0; round < 3; ++round) {
+    for (std::size_t i = 0; i < n; ++i)
+      if (static_cast<int>((i + static_cast<std::size_t>(round)) % static_cast<std::size_t>(p)) == (me + 1) % p)
+        a[i] = value_of(i, round);
+    dsm::barrier();
+    std::size_t wrong = 0;
+    for (std::size_t i = 0; i < n; ++i) wrong += a[i] != value_of(i, round);
+    std::vector<std::uint64_t> all(n);
+    a.get(0, all);
+    for (std::size_t i = 0; i < n; ++i) wrong += all[i] != value_of(i, round);
+    // The home sees the same through its plain local memory.
+    std::size_t l = 0;
+    for (std::size_t g : a.local_indices()) wrong += a.local()[l++] != value_of(g, round);
+    CHECK_EQ(wrong, 0u);
+    dsm::barrier();
+  }
+}
+
+// Message passing through a lock: each holder checks that the whole record
+// the previous holder wrote is there (no stale copy survives the acquire,
+// although every rank cached the record before), then writes the next one.
+template <class Policy>
+void lock_message_passing(dsm::unit_size unit) {
+  const int me = dsm::rank(), p = dsm::ranks();
+  const std::size_t fields = 40;
+  dsm::shared_array<std::uint64_t, Policy> record(fields + 1, dsm::cyclic, unit, "record");
+  dsm::lock l;
+  std::uint64_t cached = 0;
+  for (std::size_t f = 0; f <= fields; ++f) cached += record[f];  // every rank caches the record
+  CHECK_EQ(cached, 0u);
+  dsm::barrier();
+  const int rounds = 6;
+  for (int round = 0; round < rounds; ++round) {
+    l.lock();
+    const std::uint64_t count = record[fields];
+    std::size_t torn = 0;
+    for (std::size_t f = 0; f < fields; ++f) torn += record[f] != count * 100 + f;
+    if (count == 0) torn = 0;  // nobody wrote yet
+    CHECK_EQ(torn, 0u);
+    for (std::size_t f = 0; f < fields; ++f) record[f] = (count + 1) * 100 + f;
+    record[fields] = count + 1;
+    l.unlock();
+    (void)me;
+  }
+  dsm::barrier();
+  CHECK_EQ(record[fields].get(), static_cast<std::uint64_t>(rounds * p));
+}
+
+// Every rank writes its own interleaved bytes of one unit in one interval:
+// every write must survive the barrier.
+template <class Policy>
+void false_sharing() {
+  const int me = dsm::rank(), p = dsm::ranks();
+  dsm::shared_array<std::uint8_t, Policy> bytes(static_cast<std::size_t>(64 * p), dsm::block, dsm::unit_size{64}, "false-shared");
+  for (int round = 1; round <= 3; ++round) {
+    for (std::size_t i = static_cast<std::size_t>(me); i < 64; i += static_cast<std::size_t>(p))
+      bytes[i] = static_cast<std::uint8_t>(round * 16 + me);
+    dsm::barrier();
+    std::size_t lost = 0;
+    for (std::size_t i = 0; i < 64; ++i) lost += bytes[i] != static_cast<std::uint8_t>(round * 16 + static_cast<int>(i % static_cast<std::size_t>(p)));
+    CHECK_EQ(lost, 0u);
+    dsm::barrier();
+  }
+  if constexpr (std::is_same_v<Policy, dsm::single_writer>) {
+    // The unit moved between writers: visible in the home's counters.
+    const auto moves = dsm::allreduce(bytes.policy_state().stats().ownership_transfers.load());
+    if (p > 1) CHECK(moves >= static_cast<std::uint64_t>(p - 1));
+  }
+  if constexpr (std::is_same_v<Policy, dsm::write_shared>) {
+    const auto races = dsm::allreduce(bytes.policy_state().stats().races.load());
+    CHECK_EQ(races, 0u);  // disjoint bytes are not a race
+  }
+}
+
+void read_only_contract() {
+  const int me = dsm::rank(), p = dsm::ranks();
+  const std::size_t n = 300;
+  dsm::shared_array<double, dsm::read_only> x(n, dsm::block_cyclic(7), dsm::unit_size{128}, "coefficients");
+  std::size_t l = 0;
+  for (std::size_t g : x.local_indices()) {
+    if (g != 0) x.local()[l] = static_cast<double>(g) * 0.5;
+    ++l;
+  }
+  if (me == p - 1) x[0] = -1.0;  // an element write before publication, possibly remote
+  dsm::barrier();
+  double sum = 0;
+  for (std::size_t i = 0; i < n; ++i) sum += x[i];
+  const auto misses = x.policy_state().stats().misses;
+  CHECK(p == 1 || misses > 0);
+  for (std::size_t i = 0; i < n; ++i) sum += x[i];
+  CHECK_EQ(x.policy_state().stats().misses, misses);  // every unit was copied once: the second pass hits
+  CHECK_EQ(sum, 2 * (-1.0 + 0.5 * static_cast<double>(n * (n - 1) / 2)));
+  const std::string message = CHECK_ERROR(dsm::errc::read_only_violation, x[5] = 2.0);
+  CHECK(message.find("'coefficients'") != std::string::npos);
+  CHECK(message.find("index 5") != std::string::npos);
+  const double one = 1.0;
+  CHECK_ERROR(dsm::errc::read_only_violation, x.put(3, std::span<const double>(&one, 1)));
+  dsm::barrier();
+  CHECK_EQ(x[0].get(), -1.0);  // the refused writes changed nothing
+  CHECK_EQ(x[5].get(), 2.5);
+}
+
+// Two ranks write the same byte of a write_shared unit in one interval.
+void race_detection() {
+  const int me = dsm::rank(), p = dsm::ranks();
+  dsm::shared_array<std::uint32_t, dsm::write_shared> a(64, dsm::block, dsm::unit_size{64}, "contended");
+  // Both copies are taken before either rank writes (a collective that is
+  // not a barrier: no copy is dropped), so neither write can have seen the
+  // other: a race whichever diff reaches the home first.
+  const std::uint32_t before = a[5];
+  dsm::allreduce(before);
+  if (me == p - 1 || me == p - 2) a[5] = static_cast<std::uint32_t>(100 + me);
+  bool refused = false;
+  try {
+    dsm::barrier();
+  } catch (const dsm::error& e) {
+    CHECK_EQ(dsm::to_string(e.category()), dsm::to_string(dsm::errc::data_race));
+    const std::string text = e.what();
+    CHECK(text.find("'contended'") != std::string::npos);
+    CHECK(text.find("index 5") != std::string::npos);
+    CHECK(text.find(fmt::format("rank {}", p - 1)) != std::string::npos);
+    CHECK(text.find(fmt::format("rank {}", p - 2)) != std::string::npos);
+    refused = true;
+    dsm::barrier();  // the release half ran; finish the barrier
+  }
+  const auto races = dsm::allreduce(a.policy_state().stats().races.load());
+  CHECK_EQ(races, 1u);
+  const bool checked = std::getenv("DSM_CHECK_RACES") != nullptr && std::string_view(std::getenv("DSM_CHECK_RACES")) == "1";
+  CHECK_EQ(dsm::allreduce(refused ? 1 : 0), checked ? 1 : 0);
+  const std::uint32_t v = a[5];
+  CHECK(v == static_cast<std::uint32_t>(100 + p - 1) || v == static_cast<std::uint32_t>(100 + p - 2));
+}
+
+template <class Policy>
+void litmus() {
+  barrier_visibility<Policy>(dsm::block, dsm::unit_size{});
+  barrier_visibility<Policy>(dsm::cyclic, dsm::unit_size{64});
+  barrier_visibility<Policy>(dsm::block_cyclic(5), dsm::unit_size{4096});
+  lock_message_passing<Policy>(dsm::unit_size{64});
+  lock_message_passing<Policy>(dsm::unit_size{1024});
+  false_sharing<Policy>();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string_view policy = argc > 1 ? argv[1] : "";
+  return dsm_test::run(argc, argv, [&] {
+    if (policy == "single_writer") litmus<dsm::single_writer>();
+    else if (policy == "write_shared") litmus<dsm::write_shared>();
+    else if (policy == "read_only") read_only_contract();
+    else if (policy == "races") {
+      if (dsm::ranks() >= 2) race_detection();
+    } else CHECK(!"expected single_writer, write_shared, read_only or races");
+  });
+}

@@ -1,0 +1,125 @@
+// Pure parts of the coherence engine: unit geometry and byte diffs.
+#include <dsm/coherence/diff.hpp>
+#include <dsm/coherence/unit_map.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cstddef>
+#include <cstring>
+#include <random>
+#include <vector>
+
+namespace {
+
+using dsm::coherence::byte_run;
+
+// Every element of every owner lies in exactly one unit, units are
+// contiguous runs of local indices, and no unit is larger than asked.
+void check_units(const dsm::distribution& d, std::size_t element_bytes, std::size_t unit_bytes) {
+  const dsm::coherence::unit_map m(d, element_bytes, {unit_bytes}, "test array");
+  CHECK(m.unit_bytes() <= std::max(unit_bytes, element_bytes));
+  CHECK(m.elements_per_unit() >= 1);
+  for (std::size_t r = 0; r < d.ranks(); ++r) {
+    std::size_t covered = 0;
+    for (std::size_t u = r * m.units_per_rank(); u < (r + 1) * m.units_per_rank(); ++u) {
+      REQUIRE(m.home_of(u) == r);
+      if (m.elements_in(u) == 0) {  // past this rank's elements: only shorter ranks have these
+        CHECK(m.first_local(u) >= d.local_size(r));
+        continue;
+      }
+      CHECK(m.first_local(u) == covered);
+      for (std::size_t k = 0; k < m.elements_in(u); ++k) CHECK(m.unit_of(r, covered + k) == u);
+      CHECK(m.mirror_index(u) == r * m.max_local_size() + covered);
+      covered += m.elements_in(u);
+    }
+    CHECK(covered == d.local_size(r));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("unit_map: every element in exactly one unit, for every layout") {
+  for (std::size_t p : {1, 2, 3, 4, 7})
+    for (std::size_t n : {0, 1, 5, 64, 1000, 4099}) {
+      for (std::size_t eb : {1, 8, 24, 4096, 100000}) {
+        check_units(dsm::distribution(dsm::block, n, p), eb, 64);
+        check_units(dsm::distribution(dsm::cyclic, n, p), eb, 1024);
+        check_units(dsm::distribution(dsm::block_cyclic(7), n, p), eb, 65536);
+      }
+    }
+}
+
+TEST_CASE("unit_map: a unit holds the largest power of two of elements that fits") {
+  const dsm::distribution d(dsm::block, 1000, 2);
+  CHECK(dsm::coherence::unit_map(d, 8, {1024}, "a").elements_per_unit() == 128);
+  CHECK(dsm::coherence::unit_map(d, 24, {1024}, "a").elements_per_unit() == 32);  // 42 fit; 32 is the power of two
+  CHECK(dsm::coherence::unit_map(d, 24, {1024}, "a").unit_bytes() == 768);
+  CHECK(dsm::coherence::unit_map(d, 4096, {64}, "a").elements_per_unit() == 1);
+}
+
+TEST_CASE("unit_map: unit sizes outside 64 B .. 64 KiB or not powers of two are refused, naming the array") {
+  const dsm::distribution d(dsm::block, 10, 1);
+  for (std::size_t bad : {0, 32, 100, 65537, 131072}) {
+    try {
+      dsm::coherence::unit_map(d, 8, {bad}, "shared_array<double, write_shared> 'x'");
+      FAIL("accepted unit size " << bad);
+    } catch (const dsm::error& e) {
+      CHECK(e.category() == dsm::errc::invalid_argument);
+      CHECK(std::string(e.what()).find("'x'") != std::string::npos);
+    }
+  }
+}
+
+TEST_CASE("diff: runs cover exactly the changed bytes, never a gap") {
+  std::vector<std::byte> twin(100, std::byte{0}), cur = twin;
+  cur[3] = std::byte{1};
+  cur[4] = std::byte{1};
+  cur[6] = std::byte{1};  // gap at 5 stays out
+  cur[99] = std::byte{7};  // in the tail after the last whole word
+  const auto runs = dsm::coherence::changed_runs(cur.data(), twin.data(), cur.size());
+  CHECK(runs == std::vector<byte_run>{{3, 2}, {6, 1}, {99, 1}});
+  CHECK(dsm::coherence::run_bytes(runs) == 4);
+  CHECK(dsm::coherence::changed_runs(twin.data(), twin.data(), twin.size()).empty());
+}
+
+TEST_CASE("diff: encode, decode and apply reproduce the unit; random round trips") {
+  std::mt19937 gen(7);
+  for (int trial = 0; trial < 200; ++trial) {
+    const std::size_t n = 1 + gen() % 300;
+    std::vector<std::byte> twin(n), cur;
+    for (auto& b : twin) b = std::byte(gen());
+    cur = twin;
+    for (int k = 0, writes = static_cast<int>(gen() % 20); k < writes; ++k) cur[gen() % n] = std::byte(gen());
+    const auto runs = dsm::coherence::changed_runs(cur.data(), twin.data(), n);
+    std::vector<std::byte> wire;
+    dsm::coherence::encode_runs(runs, cur.data(), wire);
+    const auto decoded = dsm::coherence::decode_runs(wire, n);
+    REQUIRE(decoded == runs);
+    std::vector<std::byte> home = twin;
+    dsm::coherence::apply_runs(decoded, wire, home.data());
+    CHECK(home == cur);
+  }
+}
+
+TEST_CASE("diff: malformed wire forms are rejected before anything is applied") {
+  std::vector<std::byte> twin(64, std::byte{0}), cur = twin;
+  cur[10] = std::byte{1};
+  std::vector<std::byte> wire;
+  dsm::coherence::encode_runs(dsm::coherence::changed_runs(cur.data(), twin.data(), 64), cur.data(), wire);
+  CHECK_THROWS_AS(dsm::coherence::decode_runs(wire, 8), dsm::error);  // run outside the unit
+  auto truncated = wire;
+  truncated.pop_back();
+  CHECK_THROWS_AS(dsm::coherence::decode_runs(truncated, 64), dsm::error);
+  auto doubled = wire;
+  doubled.insert(doubled.end(), wire.begin(), wire.end());  // the same run twice: not ascending
+  CHECK_THROWS_AS(dsm::coherence::decode_runs(doubled, 64), dsm::error);
+  std::vector<std::byte> empty_run(8, std::byte{0});  // length 0
+  CHECK_THROWS_AS(dsm::coherence::decode_runs(empty_run, 64), dsm::error);
+}
+
+TEST_CASE("diff: first_overlap finds the first byte two writers share") {
+  using v = std::vector<byte_run>;
+  CHECK_FALSE(dsm::coherence::first_overlap(v{{0, 1}, {2, 1}}, v{{1, 1}, {3, 5}}).has_value());
+  CHECK(dsm::coherence::first_overlap(v{{0, 4}}, v{{3, 2}}) == 3u);
+  CHECK(dsm::coherence::first_overlap(v{{10, 1}, {20, 4}}, v{{0, 5}, {22, 1}}) == 22u);
+}
