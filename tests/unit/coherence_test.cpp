@@ -4,6 +4,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 #include <random>
@@ -122,4 +123,20 @@ TEST_CASE("diff: first_overlap finds the first byte two writers share") {
   CHECK_FALSE(dsm::coherence::first_overlap(v{{0, 1}, {2, 1}}, v{{1, 1}, {3, 5}}).has_value());
   CHECK(dsm::coherence::first_overlap(v{{0, 4}}, v{{3, 2}}) == 3u);
   CHECK(dsm::coherence::first_overlap(v{{10, 1}, {20, 4}}, v{{0, 5}, {22, 1}}) == 22u);
+}
+
+TEST_CASE("unit_map: units_covering lists each unit of a range once, in order") {
+  for (std::size_t p : {1, 3, 4}) {
+    const dsm::distribution d(dsm::cyclic, 1000, p);
+    const dsm::coherence::unit_map m(d, 8, {64}, "a");
+    const auto units = m.units_covering(d, 10, 500);
+    CHECK(std::is_sorted(units.begin(), units.end()));
+    CHECK(std::adjacent_find(units.begin(), units.end()) == units.end());
+    std::vector<bool> expected(m.units());
+    for (std::size_t i = 10; i < 510; ++i) expected[m.unit_of(d.owner(i), d.local_index(i))] = true;
+    std::size_t k = 0;
+    for (std::size_t u = 0; u < m.units(); ++u)
+      if (expected[u]) CHECK(units.at(k++) == u);
+    CHECK(k == units.size());
+  }
 }

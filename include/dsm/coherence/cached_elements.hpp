@@ -44,11 +44,7 @@ class cached_elements {
   }
 
   void get(std::size_t first, std::size_t count, T* out) {
-    std::vector<std::size_t> wanted;
-    layout_.distribution.for_each_run(first, count, [&](const dsm::distribution::run& r) {
-      const std::size_t last = units_.unit_of(r.owner, r.local_first + r.count - 1);
-      for (std::size_t u = units_.unit_of(r.owner, r.local_first); u <= last; ++u) wanted.push_back(u);
-    });
+    const auto wanted = units_.units_covering(layout_.distribution, first, count);
     engine_.obtain(wanted, false);
     for (std::size_t k = 0; k < count; ++k) out[k] = *locate(first + k).element;
   }

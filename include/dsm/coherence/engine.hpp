@@ -166,7 +166,7 @@ class engine final : public dsm::detail::object_endpoint {
     std::size_t requested = 0;
     for (std::size_t u : wanted) {
       const std::uint8_t s = replica_.state(u);
-      if (s == exclusive || (!exclusively && s == shared)) continue;
+      if (s == exclusive || s == pending || (!exclusively && s == shared)) continue;  // pending: listed twice
       replica_.set_state(u, pending);
       post(units_.home_of(u), u, exclusively ? k_write : k_read);
       ++requested;

@@ -73,6 +73,19 @@ class unit_map {
     return first >= size ? 0 : std::min(elements_per_unit_, size - first);
   }
   std::size_t bytes_in(std::size_t unit) const noexcept { return elements_in(unit) * element_bytes_; }
+  // The units holding global indices [first, first + count), each once, in
+  // ascending order.
+  std::vector<std::size_t> units_covering(const dsm::distribution& d, std::size_t first, std::size_t count) const {
+    std::vector<std::size_t> units;
+    d.for_each_run(first, count, [&](const dsm::distribution::run& r) {
+      const std::size_t last = unit_of(r.owner, r.local_first + r.count - 1);
+      for (std::size_t u = unit_of(r.owner, r.local_first); u <= last; ++u) units.push_back(u);
+    });
+    std::sort(units.begin(), units.end());
+    units.erase(std::unique(units.begin(), units.end()), units.end());
+    return units;
+  }
+
   // Where the unit's first element sits in a per-rank mirror laid out as
   // ranks x max_local_size elements.
   std::size_t mirror_index(std::size_t unit) const noexcept {
