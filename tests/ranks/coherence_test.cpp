@@ -153,6 +153,35 @@ void race_detection() {
   CHECK(v == static_cast<std::uint32_t>(100 + p - 1) || v == static_cast<std::uint32_t>(100 + p - 2));
 }
 
+// The protocol maintains exactly the ranges that move: a read_only miss
+// invalidates the lines of the unit it fetched, publication cleans the
+// lines of the home's block. Built once with maintenance forced on (x86-64:
+// the real CLFLUSHOPT path), once with the platform default.
+void maintenance_ranges() {
+  const int me = dsm::rank(), p = dsm::ranks();
+  const std::size_t per_rank = 1000;
+  dsm::shared_array<double, dsm::read_only> x(per_rank * static_cast<std::size_t>(p), dsm::block, dsm::unit_size{128},
+                                              "maintained");
+  for (double& v : x.local()) v = 1.0;
+  dsm::barrier();
+  auto& s = x.policy_state();
+  const auto line_bytes = [](const void* at, std::size_t bytes) {
+    return dsm::arch::cache_maintenance_enabled ? dsm::arch::lines_touching(at, bytes).bytes() : 0;
+  };
+  CHECK_EQ(s.stats().bytes_cleaned.load(), line_bytes(x.local().data(), x.local().size_bytes()));
+  const std::size_t next = static_cast<std::size_t>((me + 1) % p);
+  double sum = 0;
+  for (std::size_t i = next * per_rank; i < (next + 1) * per_rank; ++i) sum += x[i];
+  CHECK_EQ(sum, static_cast<double>(per_rank));
+  std::size_t expected = 0;
+  const auto& units = s.units();
+  if (p > 1)
+    for (std::size_t u = next * units.units_per_rank(); u < (next + 1) * units.units_per_rank(); ++u)
+      expected += line_bytes(s.copies().unit_data(u), units.bytes_in(u));
+  CHECK_EQ(s.stats().bytes_invalidated.load(), expected);
+  if (dsm::arch::cache_maintenance_enabled && p > 1) CHECK(expected >= per_rank * sizeof(double));
+}
+
 template <class Policy>
 void litmus() {
   barrier_visibility<Policy>(dsm::block, dsm::unit_size{});
@@ -171,8 +200,9 @@ int main(int argc, char** argv) {
     if (policy == "single_writer") litmus<dsm::single_writer>();
     else if (policy == "write_shared") litmus<dsm::write_shared>();
     else if (policy == "read_only") read_only_contract();
+    else if (policy == "maintenance") maintenance_ranges();
     else if (policy == "races") {
       if (dsm::ranks() >= 2) race_detection();
-    } else CHECK(!"expected single_writer, write_shared, read_only or races");
+    } else CHECK(!"expected single_writer, write_shared, read_only, races or maintenance");
   });
 }

@@ -97,6 +97,8 @@ struct read_only {
     void barrier() { published_ = true; }
 
     bool published() const noexcept { return published_; }
+    const coherence::replica& copies() const noexcept { return copies_; }
+    const coherence::unit_map& units() const noexcept { return units_; }
     coherence::array_stats& stats() noexcept { return stats_; }
 
    private:
