@@ -1,0 +1,226 @@
+// What each caching policy costs, as ratios to a baseline measured in the
+// same run on the same machine. On 2 ranks, rank 0 measures against data
+// homed on rank 1 (rank 1 serves it). CSV on stdout:
+//
+//   policy,measure,unit_bytes,x,median_ns,baseline,baseline_ns,ratio
+//
+// measures (x is what varies within one):
+//   hit_read / hit_write  ns per element on a valid copy   vs a local std::vector load / store
+//   miss                  ns per miss (one unit fetched)    vs a direct rget of one unit
+//   miss_cold             read_only's: every miss is a first touch of the
+//                         mirror's pages, page faults included
+//   release               ns per dirty unit at unlock, x = dirty bytes per unit
+//                                                           vs rput of those bytes + fence
+//   sweep_one_line        ns to miss and read 1 line of a unit   vs a direct rget of one 64 B line
+//   sweep_all_lines       ns to miss and read every line          vs the same
+// The sweep runs the unit size from 64 B to 64 KiB (software DSM with page
+// units pays for a whole page to read one line).
+//
+//   dsmrun -n 2 --transport shm build/bench/coherence [--units N] [--reps N] [--max-unit BYTES]
+#include "timing.hpp"
+
+#include <dsm/dsm.hpp>
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <optional>
+#include <string_view>
+#include <vector>
+
+namespace {
+
+using dsm_bench::median_ns;
+
+volatile double sink;
+
+struct options {
+  std::size_t units = 64;  // units touched per measurement
+  int reps = 5;
+  std::size_t max_unit = 64 * 1024;
+};
+
+void row(const char* policy, const char* measure, std::size_t unit_bytes, std::size_t x, double ns, const char* baseline,
+         double baseline_ns) {
+  fmt::print("{},{},{},{},{:.1f},{},{:.1f},{:.2f}\n", policy, measure, unit_bytes, x, ns, baseline, baseline_ns,
+             ns / baseline_ns);
+  std::fflush(stdout);
+}
+
+// An array of `units` units per rank; rank 0 works on rank 1's half.
+template <class Policy>
+struct fixture {
+  std::size_t per_unit, per_rank;
+  dsm::shared_array<double, Policy> a;
+  fixture(std::size_t unit_bytes, std::size_t units)
+      : per_unit(unit_bytes / sizeof(double)),
+        per_rank(per_unit * units),
+        a(per_rank * 2, dsm::block, dsm::unit_size{unit_bytes}, "bench") {
+    for (double& v : a.local()) v = 1.0;
+    dsm::barrier();  // publishes read_only data; every copy starts invalid
+  }
+  std::size_t remote(std::size_t unit, std::size_t k = 0) const { return per_rank + unit * per_unit + k; }
+};
+
+// Direct transfers of `bytes` from rank 1's half, one after another.
+double direct_gets_ns(const options& o, std::size_t bytes) {
+  fixture<dsm::direct> f(std::max<std::size_t>(bytes, 64), o.units);
+  std::vector<double> buffer(bytes / sizeof(double) + 1);
+  double ns = 0;
+  if (dsm::rank() == 0)
+    ns = median_ns(o.reps, [&] {
+      for (std::size_t u = 0; u < o.units; ++u) dsm::rget(f.a.pointer(f.remote(u)), bytes / sizeof(double), buffer.data()).wait();
+    }) / static_cast<double>(o.units);
+  dsm::barrier();
+  return ns;
+}
+
+template <class Policy>
+void hits(const options& o, std::size_t unit_bytes) {
+  fixture<Policy> f(unit_bytes, o.units);
+  const std::size_t n = f.per_rank;
+  if (dsm::rank() == 0) {
+    std::vector<double> local(n, 1.0);
+    const double local_read = median_ns(o.reps, [&] {
+      double s = 0;
+      for (std::size_t i = 0; i < n; ++i) s += local[i];
+      sink = s;
+    }) / static_cast<double>(n);
+    for (std::size_t i = 0; i < n; ++i) sink = f.a[f.remote(0, i)];  // every unit valid
+    const double read = median_ns(o.reps, [&] {
+      double s = 0;
+      for (std::size_t i = 0; i < n; ++i) s += f.a[f.remote(0, i)];
+      sink = s;
+    }) / static_cast<double>(n);
+    row(Policy::name, "hit_read", unit_bytes, n, read, "local_load", local_read);
+    if constexpr (!std::is_same_v<Policy, dsm::read_only>) {
+      const double local_write = median_ns(o.reps, [&] {
+        for (std::size_t i = 0; i < n; ++i) local[i] = static_cast<double>(i);
+        sink = local[n / 2];
+      }) / static_cast<double>(n);
+      for (std::size_t i = 0; i < n; ++i) f.a[f.remote(0, i)] = 0.0;  // owned or twinned
+      const double write = median_ns(o.reps, [&] {
+        for (std::size_t i = 0; i < n; ++i) f.a[f.remote(0, i)] = static_cast<double>(i);
+      }) / static_cast<double>(n);
+      row(Policy::name, "hit_write", unit_bytes, n, write, "local_store", local_write);
+    }
+  }
+  dsm::barrier();
+}
+
+// Misses need copies that are not there. A barrier drops the copies of
+// single_writer and write_shared units; read_only copies are never dropped,
+// so each of its repetitions takes a fresh array (and pays for first
+// touching its mirror pages). Keys and mappings of the home's memory are
+// warmed first: that is a once-per-array cost, not a miss.
+template <class Policy>
+double miss_ns(const options& o, std::size_t unit_bytes, bool all_lines) {
+  constexpr bool fresh_each_time = std::is_same_v<Policy, dsm::read_only>;
+  std::vector<double> t;
+  std::optional<fixture<Policy>> f;
+  auto read_units = [&] {
+    double s = 0;
+    const std::size_t step = all_lines ? 64 / sizeof(double) : f->per_unit;
+    for (std::size_t u = 0; u < o.units; ++u)
+      for (std::size_t k = 0; k < f->per_unit; k += step) s += f->a[f->remote(u, k)];
+    sink = s;
+  };
+  for (int r = 0; r < o.reps + 1; ++r) {
+    if (fresh_each_time || !f) {
+      f.reset();
+      f.emplace(unit_bytes, o.units);
+      if (dsm::rank() == 0) {
+        double warm;
+        dsm::rget(f->a.pointer(f->remote(0)), 1, &warm).wait();
+      }
+    }
+    if (dsm::rank() == 0) {
+      const double ns = dsm_bench::time_ns(read_units) / static_cast<double>(o.units);
+      if (r > 0 || fresh_each_time) t.push_back(ns);  // the first pass of a reused array also maps its mirror
+    }
+    dsm::barrier();
+  }
+  return dsm::rank() == 0 ? dsm_bench::median(t) : 0;
+}
+
+template <class Policy>
+void misses(const options& o, std::size_t unit_bytes) {
+  const double direct = direct_gets_ns(o, unit_bytes);
+  const double ns = miss_ns<Policy>(o, unit_bytes, false);
+  const char* measure = std::is_same_v<Policy, dsm::read_only> ? "miss_cold" : "miss";
+  if (dsm::rank() == 0) row(Policy::name, measure, unit_bytes, o.units, ns, "direct_get_unit", direct);
+}
+
+// write_shared: the unlock sends a diff per dirty unit.
+template <class Policy>
+void releases(const options& o, std::size_t unit_bytes) {
+  for (std::size_t dirty = 8; dirty <= unit_bytes; dirty *= 4) {
+    fixture<Policy> f(unit_bytes, o.units);
+    dsm::lock l;
+    std::vector<double> t, baseline;
+    const std::size_t words = dirty / sizeof(double);
+    std::vector<double> source(words, 3.0);
+    for (int r = 0; r < o.reps; ++r) {
+      if (dsm::rank() == 0) {
+        l.lock();
+        for (std::size_t u = 0; u < o.units; ++u)
+          for (std::size_t k = 0; k < words; ++k) f.a[f.remote(u, k)] = static_cast<double>(r * 7 + 1);
+        t.push_back(dsm_bench::time_ns([&] { l.unlock(); }) / static_cast<double>(o.units));
+        baseline.push_back(dsm_bench::time_ns([&] {
+          for (std::size_t u = 0; u < o.units; ++u) dsm::rput(source.data(), words, f.a.pointer(f.remote(u)));
+          dsm::fence();
+        }) / static_cast<double>(o.units));
+      }
+      dsm::barrier();
+    }
+    if (dsm::rank() == 0)
+      row(Policy::name, "release", unit_bytes, dirty, dsm_bench::median(t), "put_dirty_bytes", dsm_bench::median(baseline));
+  }
+}
+
+template <class Policy>
+void sweep(const options& o) {
+  for (std::size_t unit = 64; unit <= o.max_unit; unit *= 4) {
+    const double line = direct_gets_ns(o, 64);
+    const double one = miss_ns<Policy>(o, unit, false);
+    const double all = miss_ns<Policy>(o, unit, true);
+    if (dsm::rank() == 0) {
+      row(Policy::name, "sweep_one_line", unit, 1, one, "direct_get_line", line);
+      row(Policy::name, "sweep_all_lines", unit, unit / 64, all, "direct_get_line", line);
+    }
+  }
+}
+
+template <class Policy>
+void measure(const options& o) {
+  hits<Policy>(o, 1024);
+  misses<Policy>(o, 1024);
+  if constexpr (std::is_same_v<Policy, dsm::write_shared>) releases<Policy>(o, 1024);
+  sweep<Policy>(o);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  dsm::runtime rt{argc, argv};
+  options o;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string_view flag = argv[i];
+    const auto value = std::strtoull(argv[i + 1], nullptr, 10);
+    if (flag == "--units") o.units = value;
+    else if (flag == "--reps") o.reps = static_cast<int>(value);
+    else if (flag == "--max-unit") o.max_unit = value;
+    else {
+      fmt::print(stderr, "usage: {} [--units N] [--reps N] [--max-unit BYTES]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (dsm::ranks() != 2) {
+    if (dsm::rank() == 0) fmt::print(stderr, "bench/coherence runs on 2 ranks (dsmrun -n 2)\n");
+    return 2;
+  }
+  if (dsm::rank() == 0) fmt::print("policy,measure,unit_bytes,x,median_ns,baseline,baseline_ns,ratio\n");
+  measure<dsm::read_only>(o);
+  measure<dsm::single_writer>(o);
+  measure<dsm::write_shared>(o);
+}
