@@ -182,6 +182,45 @@ void maintenance_ranges() {
   if (dsm::arch::cache_maintenance_enabled && p > 1) CHECK(expected >= per_rank * sizeof(double));
 }
 
+// Malformed coherence messages are rejected and counted, never applied;
+// the array works on afterwards. Rank 0 sends rank 1 (home of units 8-15).
+void malformed_messages() {
+  const int me = dsm::rank(), p = dsm::ranks();
+  dsm::shared_array<std::uint64_t, dsm::write_shared> a(static_cast<std::size_t>(64 * p), dsm::block, dsm::unit_size{64},
+                                                        "target");
+  auto& rt = dsm::detail::rt();
+  const std::uint64_t before = rt.messages().rejected();
+  dsm::barrier();
+  constexpr std::uint64_t read = 1, write = 2, grant = 3, diff = 9;
+  const std::uint64_t epoch1 = std::uint64_t{1} << 8;  // the array's interval is 1 after one barrier
+  const std::size_t expected = 8;
+  if (me == 0) {
+    const std::uint64_t id = a.layout().object_id;
+    const std::byte three[3]{};
+    std::byte bad_run[8 + 8 + 1]{};  // base version, then a run of length 0
+    rt.send_to_object(1, id + 1000, 8, read | epoch1);          // no such object
+    rt.send_to_object(1, id, std::uint64_t{1} << 30, read | epoch1);  // no such unit
+    rt.send_to_object(1, id, 8, 99 | epoch1);                   // no such kind
+    rt.send_to_object(1, id, 8, grant | epoch1, three);         // a grant nobody asked for
+    rt.send_to_object(1, id, 8, read | (std::uint64_t{6} << 8));  // an interval far ahead
+    rt.send_to_object(1, id, 8, write | epoch1);                // ownership under write_shared
+    rt.send_to_object(1, id, 8, diff | epoch1, three);          // a diff too short for its header
+    rt.send_to_object(1, id, 8, diff | epoch1, bad_run);        // a diff with an empty run
+  }
+  if (me == 1)
+    rt.worker().wait_until([&] { return rt.messages().rejected() - before >= expected; }, rt.worker().timeout(),
+                           [] { return std::string("the malformed coherence messages"); });
+  dsm::barrier();
+  if (me == 1) CHECK_EQ(rt.messages().rejected() - before, expected);
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) wrong += a[i] != 0u;
+  CHECK_EQ(wrong, 0u);
+  dsm::barrier();
+  a[static_cast<std::size_t>(64 + me)] = 7;  // unit 8, shared by every rank
+  dsm::barrier();
+  CHECK_EQ(a[static_cast<std::size_t>(64 + (me + 1) % p)].get(), 7u);
+}
+
 template <class Policy>
 void litmus() {
   barrier_visibility<Policy>(dsm::block, dsm::unit_size{});
@@ -201,8 +240,11 @@ int main(int argc, char** argv) {
     else if (policy == "write_shared") litmus<dsm::write_shared>();
     else if (policy == "read_only") read_only_contract();
     else if (policy == "maintenance") maintenance_ranges();
+    else if (policy == "malformed") {
+      if (dsm::ranks() >= 2) malformed_messages();
+    }
     else if (policy == "races") {
       if (dsm::ranks() >= 2) race_detection();
-    } else CHECK(!"expected single_writer, write_shared, read_only, races or maintenance");
+    } else CHECK(!"expected single_writer, write_shared, read_only, races, maintenance or malformed");
   });
 }

@@ -533,7 +533,12 @@ class engine final : public dsm::detail::object_endpoint {
                   transaction& t) {
     const auto head = head_of<diff_head>(payload, unit, "diff");
     const auto wire = payload.subspan(sizeof head);
-    auto runs = decode_runs(wire, units_.bytes_in(unit));
+    std::vector<byte_run> runs;
+    try {
+      runs = decode_runs(wire, units_.bytes_in(unit));
+    } catch (const error& e) {
+      throw error(errc::protocol, fmt::format("{}: diff for unit {}: {}", object_, unit, e.message()));
+    }
     if (from != me_) {  // the home's own diff is already in its memory
       // The home writing the same bytes in this interval (not yet diffed)
       // races with this writer.
