@@ -91,7 +91,7 @@ class shared_array {
       deallocate(layout_.blocks[me_]);
       barrier();
     } catch (const std::exception& e) {
-      fmt::print(stderr, "dsm: rank {}: destroying shared_array {}: {}\n", me_, describe(), e.what());
+      fmt::print(stderr, "dsm: rank {}: destroying {}: {}\n", me_, describe(), e.what());
     }
   }
 

@@ -5,7 +5,9 @@
 // publication, write_shared race detection).
 #include "check.hpp"
 
+#include <chrono>
 #include <cstdint>
+#include <thread>
 #include <string_view>
 #include <vector>
 
@@ -221,6 +223,16 @@ void malformed_messages() {
   CHECK_EQ(a[static_cast<std::size_t>(64 + (me + 1) % p)].get(), 7u);
 }
 
+// A home that never serves its messages (polling progress, and it sleeps
+// instead of calling into dsm): the miss ends in errc::timeout naming the
+// array, unit and home, not in a hang. Run with DSM_TIMEOUT=2.
+void stalled_home() {
+  const int me = dsm::rank();
+  dsm::shared_array<std::uint64_t, dsm::single_writer> a(1024, dsm::block, dsm::unit_size{64}, "stalled");
+  if (me == 1) std::this_thread::sleep_for(std::chrono::seconds(8));
+  if (me == 0) (void)a[1000].get();
+}
+
 template <class Policy>
 void litmus() {
   barrier_visibility<Policy>(dsm::block, dsm::unit_size{});
@@ -240,6 +252,7 @@ int main(int argc, char** argv) {
     else if (policy == "write_shared") litmus<dsm::write_shared>();
     else if (policy == "read_only") read_only_contract();
     else if (policy == "maintenance") maintenance_ranges();
+    else if (policy == "stalled") stalled_home();
     else if (policy == "malformed") {
       if (dsm::ranks() >= 2) malformed_messages();
     }
