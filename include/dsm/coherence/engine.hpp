@@ -37,7 +37,6 @@
 #include <dsm/distribution.hpp>
 #include <dsm/error.hpp>
 #include <dsm/global_ptr.hpp>
-#include <dsm/rma.hpp>
 #include <dsm/runtime/runtime.hpp>
 
 #include <fmt/format.h>
@@ -69,9 +68,10 @@ class engine final : public dsm::detail::object_endpoint {
     k_recall,        // home -> owner: recall_head; give the unit up
     k_recalled,      // owner -> home: the unit (none when the owner is the home)
     k_diff,          // writer -> home: diff_head, then encoded runs (write_shared)
-    k_diff_applied,  // home -> writer: race_report
+    k_diff_applied,  // home -> writer: race_report (also acknowledges k_write_back)
+    k_write_back,    // owner -> home, before a barrier: the unit (single_writer)
   };
-  static constexpr std::uint8_t last_kind = k_diff_applied;
+  static constexpr std::uint8_t last_kind = k_write_back;
 
   struct grant_head {
     std::uint64_t version;
@@ -227,10 +227,7 @@ class engine final : public dsm::detail::object_endpoint {
       post(units_.home_of(u), u, k_diff, wire);
     }
     dirty_.clear();
-    rt_.worker().wait_until([&] { return diffs_outstanding_.load(std::memory_order_acquire) == 0; },
-                            rt_.worker().timeout(),
-                            [&] { return fmt::format("{}: {} diffs to be applied at their homes", object_,
-                                                     diffs_outstanding_.load()); });
+    await_acknowledgements("diffs to be applied at their homes");
     std::string race;
     {
       const auto g = rt_.worker().lock();
@@ -239,6 +236,12 @@ class engine final : public dsm::detail::object_endpoint {
     if (!race.empty() && check_races_) throw error(errc::data_race, race);
   }
   bool has_dirty() const noexcept { return !dirty_.empty(); }
+
+  void await_acknowledgements(const char* what) {
+    rt_.worker().wait_until([&] { return diffs_outstanding_.load(std::memory_order_acquire) == 0; },
+                            rt_.worker().timeout(),
+                            [&] { return fmt::format("{}: {} {}", object_, diffs_outstanding_.load(), what); });
+  }
 
   // Drops the copies invalidated since the last acquire. A dirty
   // (write_shared) copy among them is sent home first: its own bytes are
@@ -258,17 +261,19 @@ class engine final : public dsm::detail::object_endpoint {
       if (replica_.state(u) == shared) replica_.set_state(u, invalid);
   }
 
-  // single_writer, before a barrier: every unit owned here goes home.
+  // single_writer, before a barrier: every unit owned here goes home. The
+  // home takes it only if this rank still owns it when the message's turn
+  // comes (a recall may have moved it on meanwhile, with these bytes).
   void write_home_owned() {
-    std::vector<future<>> puts;
     const std::size_t per = units_.units_per_rank();
     for (std::size_t u = 0; u < units_.units(); ++u) {
       if (u / per == me_ || replica_.state(u) != exclusive) continue;
-      const std::size_t bytes = units_.bytes_in(u);
-      maintain_.before_transfer_reads(replica_.unit_data(u), bytes);
-      puts.push_back(rput(replica_.unit_data(u), bytes, home_address(u)));
+      const std::byte* data = replica_.unit_data(u);
+      maintain_.before_transfer_reads(data, units_.bytes_in(u));
+      ++diffs_outstanding_;
+      post(units_.home_of(u), u, k_write_back, std::span<const std::byte>(data, units_.bytes_in(u)));
     }
-    for (auto& f : puts) f.wait();
+    await_acknowledgements("units written home");
   }
 
   // After every rank passed a barrier: a fresh interval.
@@ -310,8 +315,8 @@ class engine final : public dsm::detail::object_endpoint {
     if (unit >= units_.units() || k == 0 || k > last_kind)
       throw error(errc::protocol, fmt::format("{}: message kind {} for unit {} of {}", object_, unsigned{k}, unit,
                                               units_.units()));
-    const bool request = k == k_read || k == k_write || k == k_diff;
-    if ((k == k_write || k == k_recall || k == k_recalled) && protocol_ != protocol::single_writer)
+    const bool request = k == k_read || k == k_write || k == k_diff || k == k_write_back;
+    if ((k == k_write || k == k_recall || k == k_recalled || k == k_write_back) && protocol_ != protocol::single_writer)
       throw error(errc::protocol, fmt::format("{}: ownership message under write_shared", object_));
     if (k == k_diff && protocol_ != protocol::write_shared)
       throw error(errc::protocol, fmt::format("{}: diff under single_writer", object_));
@@ -329,7 +334,8 @@ class engine final : public dsm::detail::object_endpoint {
     switch (k) {
       case k_read:
       case k_write:
-      case k_diff: return home_request(k, unit, from, payload);
+      case k_diff:
+      case k_write_back: return home_request(k, unit, from, payload);
       case k_installed: return home_installed(unit, from, payload);
       case k_invalidated: return home_acknowledged(unit, from, payload, false);
       case k_recalled: return home_acknowledged(unit, from, payload, true);
@@ -342,10 +348,6 @@ class engine final : public dsm::detail::object_endpoint {
 
   std::uint8_t own_state() const noexcept { return protocol_ == protocol::single_writer ? exclusive : shared; }
   std::size_t local_unit(std::size_t unit) const noexcept { return unit - me_ * units_.units_per_rank(); }
-
-  global_ptr<std::byte> home_address(std::size_t unit) const {
-    return blocks_[units_.home_of(unit)] + static_cast<std::ptrdiff_t>(units_.first_local(unit) * units_.element_bytes());
-  }
 
   // Messages to this rank itself (a home that is also requester, writer or
   // owner) skip UCX and queue here: they are handled in order once the
@@ -446,6 +448,15 @@ class engine final : public dsm::detail::object_endpoint {
         ++t.awaited;
         send(static_cast<std::size_t>(owner_[lu]), unit, k_recall, bytes_of(recall_head{invalid, {}}));
       }
+    } else if (k == k_write_back) {
+      if (from == me_ || payload.size() != units_.bytes_in(unit))
+        throw error(errc::protocol, fmt::format("{}: unit {} written back by rank {} with {} bytes", object_, unit,
+                                                from, payload.size()));
+      if (owner_[lu] == static_cast<std::int32_t>(from)) {
+        maintain_.after_transfer_wrote(const_cast<std::byte*>(payload.data()), payload.size());
+        std::memcpy(replica_.unit_data(unit), payload.data(), payload.size());
+        maintain_.before_transfer_reads(replica_.unit_data(unit), payload.size());
+      }
     } else {
       apply_diff(unit, lu, from, payload, t);
     }
@@ -455,7 +466,7 @@ class engine final : public dsm::detail::object_endpoint {
 
   // Everything the transaction waited for has arrived.
   void proceed(std::size_t unit, std::size_t lu, transaction& t) {
-    if (t.kind == k_diff) {
+    if (t.kind == k_diff || t.kind == k_write_back) {
       send(t.requester, unit, k_diff_applied, bytes_of(t.race));
       return finish(unit, lu);
     }
