@@ -54,6 +54,7 @@ class cached_elements {
   }
   engine& protocol_engine() noexcept { return engine_; }
   const unit_map& units() const noexcept { return units_; }
+  const array_layout<T>& layout() const noexcept { return layout_; }
 
  private:
   static std::vector<global_ptr<std::byte>> byte_blocks(const std::vector<global_ptr<T>>& blocks) {

@@ -181,9 +181,18 @@ class engine final : public dsm::detail::object_endpoint {
   }
   void obtain(std::size_t unit, bool exclusively) { obtain(std::span<const std::size_t>(&unit, 1), exclusively); }
 
-  // single_writer: the write an exclusive grant was for is done; the home
-  // may pass the unit on.
-  void confirm_exclusive(std::size_t unit) { post(units_.home_of(unit), unit, k_installed); }
+  // single_writer: one unit exclusively, held until confirm_exclusive(): the
+  // home passes it on to nobody before this rank has written it. One unit
+  // at a time: ranks holding several while waiting for more could wait on
+  // each other for ever. (Units obtained in a batch are confirmed at once.)
+  void obtain_to_write(std::size_t unit) {
+    holding_ = unit;
+    obtain(unit, true);
+  }
+  void confirm_exclusive(std::size_t unit) {
+    holding_ = no_unit;
+    post(units_.home_of(unit), unit, k_installed);
+  }
 
   // write_shared: the first write to a readable unit keeps a twin of it.
   void make_twin(std::size_t unit) {
@@ -295,7 +304,7 @@ class engine final : public dsm::detail::object_endpoint {
     ++epoch_;
     auto early = std::move(stash_);
     stash_.clear();
-    for (auto& m : early) handle(m.header, m.payload);
+    for (auto& m : early) handle_kept(m);
     deliver_to_self();
   }
 
@@ -369,9 +378,17 @@ class engine final : public dsm::detail::object_endpoint {
     while (!to_self_.empty()) {
       stashed m = std::move(to_self_.front());
       to_self_.pop_front();
-      handle(m.header, m.payload);
+      handle_kept(m);
     }
     delivering_ = false;
+  }
+  // A message handled after its arrival: refused like one on arrival.
+  void handle_kept(const stashed& m) {
+    try {
+      handle(m.header, m.payload);
+    } catch (const std::exception& e) {
+      rt_.messages().reject("object", m.header.source_rank, e);
+    }
   }
   template <class Head>
   static std::vector<std::byte> bytes_of(const Head& head) {
@@ -612,10 +629,10 @@ class engine final : public dsm::detail::object_endpoint {
     base_version_[unit] = head.version;
     std::erase(invalidated_, unit);  // older than this copy
     replica_.set_state(unit, head.state);
-    // An exclusive grant is confirmed by the writer once it has written:
-    // until then the home recalls nobody, so a unit in demand cannot be
-    // taken away between its arrival and the write it came for.
-    if (head.state != exclusive) send(from, unit, k_installed);
+    // An exclusive grant for a single write is confirmed by the writer once
+    // it has written: until then the home recalls nobody, so a unit in
+    // demand cannot be taken away between its arrival and the write.
+    if (head.state != exclusive || unit != holding_) send(from, unit, k_installed);
   }
 
   void on_invalidate(std::size_t unit, std::uint32_t from, std::span<const std::byte> payload) {
@@ -684,6 +701,8 @@ class engine final : public dsm::detail::object_endpoint {
   std::unordered_map<std::size_t, std::vector<std::byte>> twins_;
   std::vector<std::size_t> dirty_;
   std::vector<std::size_t> invalidated_;
+  static constexpr std::size_t no_unit = ~std::size_t{0};
+  std::size_t holding_ = no_unit;  // the unit an exclusive grant is held for, until written
   std::atomic<std::size_t> diffs_outstanding_{0};
   std::string race_found_;  // reported by a home about this rank's diff
 

@@ -44,7 +44,7 @@ struct single_writer {
       auto& e = cache_.protocol_engine();
       for (;;) {
         const bool requested = e.copies().state(p.unit) != coherence::exclusive;
-        e.obtain(p.unit, true);
+        if (requested) e.obtain_to_write(p.unit);
         *p.element = v;
         if (requested) return e.confirm_exclusive(p.unit);
         if (still_exclusive(p.unit)) return;
@@ -52,8 +52,20 @@ struct single_writer {
     }
 
     void get(std::size_t first, std::size_t count, T* out) { cache_.get(first, count, out); }
+    // Every unit not owned yet is requested at once; one taken away before
+    // its elements are written is written through the element path.
     void put(std::size_t first, const T* in, std::size_t count) {
-      for (std::size_t k = 0; k < count; ++k) write(first + k, in[k]);
+      auto& e = cache_.protocol_engine();
+      e.obtain(cache_.units().units_covering(cache_.layout().distribution, first, count), true);
+      for (std::size_t k = 0; k < count; ++k) {
+        const auto p = cache_.locate(first + k);
+        if (e.copies().state(p.unit) != coherence::exclusive) {
+          write(first + k, in[k]);
+          continue;
+        }
+        *p.element = in[k];
+        if (!still_exclusive(p.unit)) write(first + k, in[k]);
+      }
     }
     void acquire() { cache_.protocol_engine().drop_invalidated(); }
     void release() {}

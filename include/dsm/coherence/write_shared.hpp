@@ -41,7 +41,9 @@ struct write_shared {
     }
 
     void get(std::size_t first, std::size_t count, T* out) { cache_.get(first, count, out); }
+    // Missing units are fetched together first (a twin needs the unit).
     void put(std::size_t first, const T* in, std::size_t count) {
+      cache_.protocol_engine().obtain(cache_.units().units_covering(cache_.layout().distribution, first, count), false);
       for (std::size_t k = 0; k < count; ++k) write(first + k, in[k]);
     }
     void acquire() { cache_.protocol_engine().drop_invalidated(); }

@@ -165,17 +165,24 @@ class active_messages {
     return UCS_OK;
   }
 
-  void reject(const registration& reg, std::uint32_t source, const std::exception& e) {
+  void reject(const registration& reg, std::uint32_t source, const std::exception& e) { reject(reg.name, source, e); }
+
+ public:
+  // For a message a handler kept to handle later (and found malformed then):
+  // counted and reported like one refused on arrival.
+  void reject(std::string_view kind, std::uint32_t source, const std::exception& e) {
     ++rejected_;
     const std::string from = source == ~0u ? std::string("an unknown sender") : fmt::format("rank {}", source);
     const auto* de = dynamic_cast<const error*>(&e);
-    std::string text = fmt::format("rejected a malformed '{}' message from {}: {}", reg.name, from,
+    std::string text = fmt::format("rejected a malformed '{}' message from {}: {}", kind, from,
                                    de ? std::string_view(de->message()) : std::string_view(e.what()));
     fmt::print(stderr, "dsm: rank {}: {}\n", rank_, text);
     const std::lock_guard g{rejection_mutex_};
     last_rejection_ = std::move(text);
   }
 
+
+ private:
   worker& worker_;
   std::uint32_t rank_ = 0;
   std::uint32_t ranks_ = 0;
