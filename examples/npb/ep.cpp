@@ -103,16 +103,11 @@ bool run(const npb::options& o, const ep_class& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return npb::main(argc, argv, "ep [--class S|W|A|B] [--policy read_only|single_writer|write_shared|direct]",
-                   [](const npb::options& o) {
-                     const auto c = *std::find_if(classes.begin(), classes.end(),
-                                                  [&](const ep_class& k) { return k.name == o.problem_class; });
-                     if (!o.rest.empty()) throw std::invalid_argument("ep: unknown argument " + o.rest.front());
-                     if (o.policy.empty() || o.policy == "read_only") return run<dsm::read_only>(o, c);
-                     if (o.policy == "single_writer") return run<dsm::single_writer>(o, c);
-                     if (o.policy == "write_shared") return run<dsm::write_shared>(o, c);
-                     if (o.policy == "direct") return run<dsm::direct>(o, c);
-                     throw std::invalid_argument("ep: --policy " + o.policy +
-                                                 ": expected read_only, single_writer, write_shared or direct");
-                   });
+  constexpr const char* usage =
+      "ep [--class S|W|A|B] [--policy read_only|single_writer|write_shared|direct]";
+  return npb::main(argc, argv, usage, [](const npb::options& o) {
+    const auto& c = npb::find_class(classes, o.problem_class);
+    return npb::with_policy<dsm::read_only, dsm::single_writer, dsm::write_shared, dsm::direct>(
+        o, "ep", [&]<class P>() { return run<P>(o, c); });
+  });
 }

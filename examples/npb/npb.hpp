@@ -8,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -15,6 +16,8 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <tuple>
+#include <type_traits>
 #include <vector>
 
 namespace npb {
@@ -93,6 +96,35 @@ inline options parse(int argc, char** argv, std::string_view usage) {
     }
   }
   return o;
+}
+
+// The problem class named by --class (every kernel lists S, W, A, B).
+template <class Class, std::size_t N>
+const Class& find_class(const std::array<Class, N>& classes, char name) {
+  for (const Class& c : classes)
+    if (c.name == name) return c;
+  throw std::invalid_argument(fmt::format("no class {}", name));
+}
+
+// Runs run.template operator()<Policy>() for the policy --policy names (the
+// first listed when none is named).
+template <class... Policies, class Run>
+bool with_policy(const options& o, std::string_view kernel, Run&& run) {
+  using first = std::tuple_element_t<0, std::tuple<Policies...>>;
+  if (!o.rest.empty()) throw std::invalid_argument(fmt::format("{}: unknown argument {}", kernel, o.rest.front()));
+  bool found = false, result = false;
+  auto attempt = [&]<class P>() {
+    if (found || !(o.policy.empty() ? std::is_same_v<P, first> : o.policy == P::name)) return;
+    found = true;
+    result = run.template operator()<P>();
+  };
+  (attempt.template operator()<Policies>(), ...);
+  if (!found) {
+    std::string names;
+    ((names += std::string(names.empty() ? "" : ", ") + Policies::name), ...);
+    throw std::invalid_argument(fmt::format("{}: --policy {}: expected one of {}", kernel, o.policy, names));
+  }
+  return result;
 }
 
 struct report {
