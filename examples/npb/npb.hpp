@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -139,7 +140,8 @@ struct report {
   bool verified;
 };
 
-// NPB's result block, printed by rank 0.
+// NPB's result block, printed by rank 0 and flushed: a failed verification
+// ends every rank non-zero, and dsmrun ends a job at the first such exit.
 inline void print(const report& r) {
   if (dsm::rank() != 0) return;
   const int ranks = dsm::ranks();
@@ -158,6 +160,7 @@ inline void print(const report& r) {
       " Version         = {:>24}\n",
       r.kernel, r.problem_class, r.size, r.iterations, r.seconds, ranks, r.mops_total, r.mops_total / ranks,
       r.operation, r.policy, r.verified ? "SUCCESSFUL" : "UNSUCCESSFUL", DSM_VERSION);
+  std::fflush(stdout);
 }
 
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -171,7 +174,7 @@ int main(int argc, char** argv, std::string_view usage, Kernel&& kernel) {
     dsm::runtime rt{argc, argv};
     const options o = parse(argc, argv, usage);
     const bool ok = kernel(o);
-    dsm::barrier();
+    dsm::barrier();  // rank 0's report is out before any rank exits
     return ok ? 0 : 1;
   } catch (const std::invalid_argument& e) {
     fmt::print(stderr, "{}\n", e.what());
