@@ -108,7 +108,10 @@ bool run(const npb::options& o, const cg_class& c) {
 
   dsm::shared_array<double, Policy> x(n, dsm::block, "cg x"), z(n, dsm::block, "cg z"), r(n, dsm::block, "cg r"),
       q(n, dsm::block, "cg q"), dir(n, dsm::block, "cg p");
-  dsm::shared_array<double, Policy> partial(2 * up, dsm::block, "cg partial sums");
+  // Two sets of per-rank partial sums, used alternately: a set is written
+  // again only two reductions later, after a barrier every reader of its
+  // previous contents has passed, so one barrier per reduction suffices.
+  dsm::shared_array<double, Policy> partial(4 * up, dsm::block, "cg partial sums");
   std::size_t first = n;
   for (std::size_t i : x.local_indices()) {
     first = i;
@@ -117,6 +120,7 @@ bool run(const npb::options& o, const cg_class& c) {
   const std::size_t rows = x.local_size();
   const sparse_rows a = make_matrix(c, std::min(first, n), std::min(first, n) + rows);
   std::vector<double> all_p(n);
+  std::size_t reductions = 0;
 
   // Two dot products over this rank's rows, summed over all ranks in rank
   // order through the shared partial sums.
@@ -125,18 +129,20 @@ bool run(const npb::options& o, const cg_class& c) {
     double s1 = 0, s2 = 0;
     for (std::size_t k = 0; k < a1.size(); ++k) s1 += a1[k] * b1[k];
     for (std::size_t k = 0; k < a2.size(); ++k) s2 += a2[k] * b2[k];
-    partial[2 * static_cast<std::size_t>(me)] = s1;
-    partial[2 * static_cast<std::size_t>(me) + 1] = s2;
+    const std::size_t set = 2 * (reductions++ % 2);  // rank r's slots 4r .. 4r+3 are homed on r
+    partial[4 * static_cast<std::size_t>(me) + set] = s1;
+    partial[4 * static_cast<std::size_t>(me) + set + 1] = s2;
     dsm::barrier();
-    std::vector<double> all(2 * up);
+    std::vector<double> all(4 * up);
     partial.get(0, all);
-    dsm::barrier();  // nobody overwrites a partial sum before everyone has read it
     std::pair<double, double> sums{0, 0};
-    for (std::size_t k = 0; k < up; ++k) sums.first += all[2 * k], sums.second += all[2 * k + 1];
+    for (std::size_t k = 0; k < up; ++k) sums.first += all[4 * k + set], sums.second += all[4 * k + set + 1];
     return sums;
   };
+  // out = A v for this rank's rows. Every multiplication is followed by a
+  // reduction (a barrier) before p is written again, so nobody overwrites
+  // it while another rank still reads it.
   auto multiply = [&](std::span<const double> vector_part, std::span<double> out) {
-    // vector_part is this rank's part of the vector; everyone needs all of it
     std::copy(vector_part.begin(), vector_part.end(), dir.local().begin());
     dsm::barrier();
     dir.get(0, all_p);
@@ -145,7 +151,6 @@ bool run(const npb::options& o, const cg_class& c) {
       for (std::size_t e = a.start[k]; e < a.start[k + 1]; ++e) s += a.value[e] * all_p[static_cast<std::size_t>(a.column[e])];
       out[k] = s;
     }
-    dsm::barrier();  // dir is rewritten next time only after everyone read it
   };
 
   auto xs = x.local(), zs = z.local(), rs = r.local(), qs = q.local();
