@@ -112,13 +112,9 @@ bool run(const npb::options& o, const cg_class& c) {
   // again only two reductions later, after a barrier every reader of its
   // previous contents has passed, so one barrier per reduction suffices.
   dsm::shared_array<double, Policy> partial(4 * up, dsm::block, "cg partial sums");
-  std::size_t first = n;
-  for (std::size_t i : x.local_indices()) {
-    first = i;
-    break;
-  }
+  const std::size_t first = std::min(x.distribution().global_index(static_cast<std::size_t>(me), 0), n);
   const std::size_t rows = x.local_size();
-  const sparse_rows a = make_matrix(c, std::min(first, n), std::min(first, n) + rows);
+  const sparse_rows a = make_matrix(c, first, first + rows);
   std::vector<double> all_p(n);
   std::size_t reductions = 0;
 

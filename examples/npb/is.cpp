@@ -61,11 +61,7 @@ bool run(const npb::options& o, const is_class& c) {
 
   // Keys: key i is (max_key / 4) times the sum of uniforms 4i .. 4i+3.
   {
-    std::size_t first = 0;
-    for (std::size_t i : keys.local_indices()) {
-      first = i;
-      break;
-    }
+    const std::size_t first = keys.distribution().global_index(um, 0);
     npb::lcg g(static_cast<double>(npb::lcg::multiply(static_cast<std::uint64_t>(seed),
                                                        npb::lcg::power(npb::lcg::default_multiplier, 4 * first))));
     const double scale = static_cast<double>(max_key / 4);
@@ -80,11 +76,7 @@ bool run(const npb::options& o, const is_class& c) {
   dsm::barrier();
 
   // This rank's slice of the key range: the block of key_ranks it homes.
-  std::size_t slice_first = max_key, slice_size = key_ranks.local_size();
-  for (std::size_t k : key_ranks.local_indices()) {
-    slice_first = k;
-    break;
-  }
+  const std::size_t slice_first = key_ranks.distribution().global_index(um, 0), slice_size = key_ranks.local_size();
   std::vector<key> counts(max_key), rows(up * slice_size);
   int passed = 0;
 
@@ -151,11 +143,7 @@ bool run(const npb::options& o, const is_class& c) {
     dsm::barrier();
     auto mine = sorted.local();
     for (std::size_t i = 1; i < mine.size(); ++i) unsorted += mine[i - 1] > mine[i];
-    std::size_t first_index = 0;
-    for (std::size_t i : sorted.local_indices()) {
-      first_index = i;
-      break;
-    }
+    const std::size_t first_index = sorted.distribution().global_index(um, 0);
     if (!mine.empty() && first_index != 0) unsorted += sorted[first_index - 1] > mine[0];
     unsorted = dsm::allreduce(unsorted);
     dsm::barrier();

@@ -152,9 +152,7 @@ class engine final : public dsm::detail::object_endpoint {
 
   replica& copies() noexcept { return replica_; }
   const replica& copies() const noexcept { return replica_; }
-  const unit_map& units() const noexcept { return units_; }
   array_stats& stats() noexcept { return stats_; }
-  const std::string& object() const noexcept { return object_; }
   // With a progress thread, handlers run beside the program's thread.
   bool concurrent_handlers() const noexcept { return concurrent_handlers_; }
 
@@ -199,10 +197,9 @@ class engine final : public dsm::detail::object_endpoint {
     const auto g = rt_.worker().lock();  // a home's twin is patched by handlers
     const std::byte* data = replica_.unit_data(unit);
     twins_[unit].assign(data, data + units_.bytes_in(unit));
-    if (replica_.is_home(unit)) {
-      base_version_[unit] = version_[local_unit(unit)];
-      twin_interval_.emplace(unit, acquires_);  // the first twin of the interval counts
-    }
+    // The home's copy is its memory, always current: its races are judged
+    // by interval (see apply_diff), not by the version it twinned.
+    if (replica_.is_home(unit)) twin_interval_.emplace(unit, acquires_);  // the first twin of the interval counts
     dirty_.push_back(unit);
     ++stats_.twins;
     replica_.set_state(unit, exclusive);
@@ -231,7 +228,7 @@ class engine final : public dsm::detail::object_endpoint {
       std::memcpy(wire.data(), &head, sizeof head);
       ++stats_.diffs;
       stats_.diff_bytes += changed;
-      ++diffs_outstanding_;
+      ++acknowledgements_due_;
       maintain_.before_transfer_reads(wire.data(), wire.size());
       post(units_.home_of(u), u, k_diff, wire);
     }
@@ -244,12 +241,10 @@ class engine final : public dsm::detail::object_endpoint {
     }
     if (!race.empty() && check_races_) throw error(errc::data_race, race);
   }
-  bool has_dirty() const noexcept { return !dirty_.empty(); }
-
   void await_acknowledgements(const char* what) {
-    rt_.worker().wait_until([&] { return diffs_outstanding_.load(std::memory_order_acquire) == 0; },
+    rt_.worker().wait_until([&] { return acknowledgements_due_.load(std::memory_order_acquire) == 0; },
                             rt_.worker().timeout(),
-                            [&] { return fmt::format("{}: {} {}", object_, diffs_outstanding_.load(), what); });
+                            [&] { return fmt::format("{}: {} {}", object_, acknowledgements_due_.load(), what); });
   }
 
   // Drops the copies invalidated since the last acquire. A dirty
@@ -274,12 +269,11 @@ class engine final : public dsm::detail::object_endpoint {
   // home takes it only if this rank still owns it when the message's turn
   // comes (a recall may have moved it on meanwhile, with these bytes).
   void write_home_owned() {
-    const std::size_t per = units_.units_per_rank();
     for (std::size_t u = 0; u < units_.units(); ++u) {
-      if (u / per == me_ || replica_.state(u) != exclusive) continue;
+      if (replica_.is_home(u) || replica_.state(u) != exclusive) continue;
       const std::byte* data = replica_.unit_data(u);
       maintain_.before_transfer_reads(data, units_.bytes_in(u));
-      ++diffs_outstanding_;
+      ++acknowledgements_due_;
       post(units_.home_of(u), u, k_write_back, std::span<const std::byte>(data, units_.bytes_in(u)));
     }
     await_acknowledgements("units written home");
@@ -664,12 +658,12 @@ class engine final : public dsm::detail::object_endpoint {
 
   void on_diff_applied(std::size_t unit, std::uint32_t from, std::span<const std::byte> payload) {
     const auto report = head_of<race_report>(payload, unit, "diff acknowledgement");
-    if (from != units_.home_of(unit) || payload.size() != sizeof report || diffs_outstanding_.load() == 0 ||
+    if (from != units_.home_of(unit) || payload.size() != sizeof report || acknowledgements_due_.load() == 0 ||
         report.conflict > 1 ||
         (report.conflict == 1 && (report.other_rank >= rt_.ranks() || report.byte >= units_.bytes_in(unit))))
       throw error(errc::protocol, fmt::format("{}: unexpected diff acknowledgement for unit {}", object_, unit));
     if (report.conflict == 1 && race_found_.empty()) race_found_ = race_text(unit, report.byte, report.other_rank, me_);
-    diffs_outstanding_.fetch_sub(1, std::memory_order_release);
+    acknowledgements_due_.fetch_sub(1, std::memory_order_release);
   }
 
   dsm::detail::runtime_state& rt_;
@@ -703,7 +697,7 @@ class engine final : public dsm::detail::object_endpoint {
   std::vector<std::size_t> invalidated_;
   static constexpr std::size_t no_unit = ~std::size_t{0};
   std::size_t holding_ = no_unit;  // the unit an exclusive grant is held for, until written
-  std::atomic<std::size_t> diffs_outstanding_{0};
+  std::atomic<std::size_t> acknowledgements_due_{0};
   std::string race_found_;  // reported by a home about this rank's diff
 
   bool concurrent_handlers_;

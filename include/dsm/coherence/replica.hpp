@@ -51,8 +51,6 @@ class replica {
     if (mirror_ != nullptr) ::munmap(mirror_, mirror_bytes_);
   }
 
-  const unit_map& units() const noexcept { return units_; }
-  std::size_t me() const noexcept { return me_; }
   bool is_home(std::size_t unit) const noexcept { return units_.home_of(unit) == me_; }
 
   // The copy of element `local` of rank `owner` this rank reads and writes:
