@@ -1,7 +1,5 @@
-// is: NPB's Integer Sort kernel on dsm: rank 2^n keys drawn from NPB's
-// generator (each key the scaled mean of four uniforms), ten times, with
-// NPB's partial verification of five test keys per iteration and the full
-// verification (the keys placed by their ranks come out sorted).
+// is: NPB's Integer Sort kernel on dsm (the problem and its generator are
+// in is_kernel.hpp).
 //
 // DSM shape: the keys are a block-distributed shared array, each rank
 // generating its own block (the generator jumped to it). Every iteration,
@@ -14,6 +12,7 @@
 // array: ranks write disjoint bytes, possibly of one unit.
 //
 //   dsmrun -n 2 build/examples/npb/is --class S [--policy single_writer|write_shared|direct]
+#include "is_kernel.hpp"
 #include "npb.hpp"
 
 #include <algorithm>
@@ -23,33 +22,11 @@
 
 namespace {
 
-struct is_class {
-  char name;
-  int keys_log2, max_key_log2;
-  std::array<std::int64_t, 5> test_index, test_rank;
-  // NPB shifts each expected rank by the iteration; the shape differs per class.
-  std::int64_t expected(std::size_t i, int it) const {
-    switch (name) {
-      case 'S': return i <= 2 ? test_rank[i] + it : test_rank[i] - it;
-      case 'W': return i < 2 ? test_rank[i] + (it - 2) : test_rank[i] - it;
-      case 'A': return i <= 2 ? test_rank[i] + (it - 1) : test_rank[i] - (it - 1);
-      default: return (i == 1 || i == 2 || i == 4) ? test_rank[i] + it : test_rank[i] - it;  // B
-    }
-  }
-};
-constexpr std::array<is_class, 4> classes{{
-    {'S', 16, 11, {48427, 17148, 23627, 62548, 4431}, {0, 18, 346, 64917, 65463}},
-    {'W', 20, 16, {357773, 934767, 875723, 898999, 404505}, {1249, 11698, 1039987, 1043896, 1048018}},
-    {'A', 23, 19, {2112377, 662041, 5336171, 3642833, 4250760}, {104, 17523, 123928, 8288932, 8388264}},
-    {'B', 25, 21, {41869, 812306, 5102857, 18232239, 26860214}, {33422937, 10244, 59149, 33135281, 99}},
-}};
-constexpr int iterations = 10;
-constexpr double seed = 314159265.0;
-
-using key = std::int32_t;
+using is::key;
+using is::iterations;
 
 template <class Policy>
-bool run(const npb::options& o, const is_class& c) {
+bool run(const npb::options& o, const is::is_class& c) {
   const int me = dsm::rank(), p = dsm::ranks();
   const std::size_t n = std::size_t{1} << c.keys_log2, max_key = std::size_t{1} << c.max_key_log2;
   const auto up = static_cast<std::size_t>(p), um = static_cast<std::size_t>(me);
@@ -59,20 +36,7 @@ bool run(const npb::options& o, const is_class& c) {
   dsm::shared_array<key, Policy> key_ranks(max_key, dsm::block, "is key ranks");  // keys <= k, for each k
   dsm::shared_array<std::int64_t, Policy> slice_totals(up, dsm::block, "is slice totals");
 
-  // Keys: key i is (max_key / 4) times the sum of uniforms 4i .. 4i+3.
-  {
-    const std::size_t first = keys.distribution().global_index(um, 0);
-    npb::lcg g(static_cast<double>(npb::lcg::multiply(static_cast<std::uint64_t>(seed),
-                                                       npb::lcg::power(npb::lcg::default_multiplier, 4 * first))));
-    const double scale = static_cast<double>(max_key / 4);
-    for (key& k : keys.local()) {
-      double x = g.next();
-      x += g.next();
-      x += g.next();
-      x += g.next();
-      k = static_cast<key>(scale * x);
-    }
-  }
+  is::generate_keys(keys.local(), keys.distribution().global_index(um, 0), max_key);
   dsm::barrier();
 
   // This rank's slice of the key range: the block of key_ranks it homes.
@@ -81,10 +45,7 @@ bool run(const npb::options& o, const is_class& c) {
   int passed = 0;
 
   auto rank_keys = [&](int it) {
-    if (me == 0) {
-      keys[static_cast<std::size_t>(it)] = it;
-      keys[static_cast<std::size_t>(it + iterations)] = static_cast<key>(max_key) - it;
-    }
+    if (me == 0) is::mark_iteration(it, max_key, [&](std::size_t i, key k) { keys[i] = k; });
     std::array<key, 5> test_keys{};
     if (me == 0)
       for (std::size_t i = 0; i < 5; ++i) test_keys[i] = keys[static_cast<std::size_t>(c.test_index[i])];
@@ -157,9 +118,7 @@ bool run(const npb::options& o, const is_class& c) {
     if (unsorted != 0) fmt::print(" Full verification: {} keys out of sort\n", unsorted);
     fmt::print(" Verification checks passed: {} of {}\n", passed, required);
   }
-  npb::print({"IS", c.name, std::to_string(n), iterations, seconds,
-              static_cast<double>(iterations) * static_cast<double>(n) / seconds / 1e6, "keys ranked", Policy::name,
-              verified});
+  npb::print(is::report(c, seconds, Policy::name, verified));
   return verified;
 }
 
@@ -169,7 +128,7 @@ int main(int argc, char** argv) {
   constexpr const char* usage =
       "is [--class S|W|A|B] [--policy single_writer|write_shared|direct]";
   return npb::main(argc, argv, usage, [](const npb::options& o) {
-    const auto& c = npb::find_class(classes, o.problem_class);
+    const auto& c = npb::find_class(is::classes, o.problem_class);
     return npb::with_policy<dsm::single_writer, dsm::write_shared, dsm::direct>(
         o, "is", [&]<class P>() { return run<P>(o, c); });
   });
