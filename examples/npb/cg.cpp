@@ -4,12 +4,14 @@
 // DSM shape: rows are block-distributed; x, z, r and q are only ever
 // touched by the rank that owns the rows (plain local vectors), the search
 // direction p is written by its owners into a shared array and read whole
-// by everybody for the matrix-vector product (single_writer by default:
-// each barrier drops the stale copies and a bulk read fetches every unit
-// once), and the dot products go through a small shared array of per-rank
-// partial sums, combined in rank order so every rank gets the same bits.
+// by everybody for the matrix-vector product, and the dot products go
+// through a small shared array of per-rank partial sums, combined in rank
+// order so every rank gets the same bits. Both arrays are rewritten before
+// every read, so a cache would never hit: direct (one-sided gets) is the
+// default; --policy single_writer or write_shared shows what caching costs
+// (p then has 64 KiB units, so a read moves a rank's part in few misses).
 //
-//   dsmrun -n 2 build/examples/cg --class S [--policy single_writer|write_shared|direct]
+//   dsmrun -n 2 build/examples/cg --class S [--policy direct|single_writer|write_shared]
 #include "cg_kernel.hpp"
 #include "npb.hpp"
 
@@ -19,7 +21,9 @@ template <class Policy>
 class shared_vectors {
  public:
   explicit shared_vectors(std::size_t n)
-      : p_(n, dsm::block, "cg p"), partial_(4 * static_cast<std::size_t>(dsm::ranks()), dsm::block, "cg partial sums"), all_p_(n) {}
+      : p_(n, dsm::block, dsm::unit_size{dsm::unit_size::max_bytes}, "cg p"),
+        partial_(4 * static_cast<std::size_t>(dsm::ranks()), dsm::block, "cg partial sums"),
+        all_p_(n) {}
 
   std::size_t first_row() const { return std::min(p_.distribution().global_index(me_, 0), p_.size()); }
   std::size_t rows() const { return p_.local_size(); }
@@ -71,10 +75,10 @@ bool run(const npb::options& o, const cg::cg_class& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  constexpr const char* usage = "cg [--class S|W|A|B] [--policy single_writer|write_shared|direct]";
+  constexpr const char* usage = "cg [--class S|W|A|B] [--policy direct|single_writer|write_shared]";
   return npb::main(argc, argv, usage, [](const npb::options& o) {
     const auto& c = npb::find_class(cg::classes, o.problem_class);
-    return npb::with_policy<dsm::single_writer, dsm::write_shared, dsm::direct>(
+    return npb::with_policy<dsm::direct, dsm::single_writer, dsm::write_shared>(
         o, "cg", [&]<class P>() { return run<P>(o, c); });
   });
 }

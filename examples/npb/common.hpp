@@ -125,7 +125,7 @@ inline void print(const report& r, int ranks, std::string_view version) {
       " Class           = {:>24}\n"
       " Size            = {:>24}\n"
       " Iterations      = {:>24}\n"
-      " Time in seconds = {:>24.2f}\n"
+      " Time in seconds = {:>24.4f}\n"
       " Total ranks     = {:>24}\n"
       " Mop/s total     = {:>24.2f}\n"
       " Mop/s/rank      = {:>24.2f}\n"

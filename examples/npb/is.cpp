@@ -41,7 +41,9 @@ bool run(const npb::options& o, const is::is_class& c) {
 
   // This rank's slice of the key range: the block of key_ranks it homes.
   const std::size_t slice_first = key_ranks.distribution().global_index(um, 0), slice_size = key_ranks.local_size();
-  std::vector<key> counts(max_key), rows(up * slice_size);
+  // Reused across iterations: fresh megabytes each time would cost page faults.
+  std::vector<key> rows(slice_size), others(slice_size);
+  std::vector<std::int64_t> totals(up);
   int passed = 0;
 
   auto rank_keys = [&](int it) {
@@ -50,26 +52,32 @@ bool run(const npb::options& o, const is::is_class& c) {
     if (me == 0)
       for (std::size_t i = 0; i < 5; ++i) test_keys[i] = keys[static_cast<std::size_t>(c.test_index[i])];
     dsm::barrier();
-    std::fill(counts.begin(), counts.end(), 0);
-    for (key k : keys.local()) ++counts[static_cast<std::size_t>(k)];
-    std::copy(counts.begin(), counts.end(), histograms.local().begin());
+    const auto row = histograms.local();  // this rank's key counts, counted in place
+    std::fill(row.begin(), row.end(), 0);
+    for (key k : keys.local()) ++row[static_cast<std::size_t>(k)];
     dsm::barrier();
-    // Sum this slice over every rank's row, then prefix-sum it.
-    std::int64_t running = 0;
-    for (std::size_t r = 0; r < up; ++r)
-      if (slice_size != 0) histograms.get(r * max_key + slice_first, slice_size, rows.data() + r * slice_size);
-    std::vector<std::int64_t> slice(slice_size);
-    for (std::size_t k = 0; k < slice_size; ++k) {
-      for (std::size_t r = 0; r < up; ++r) running += rows[r * slice_size + k];
-      slice[k] = running;
+    // This slice summed over the other ranks' rows, then (with the own row,
+    // which is local memory) prefix-summed straight into key_ranks.
+    auto mine = key_ranks.local();
+    const key* own = row.data() + slice_first;
+    key running = 0;
+    if (up == 1) {
+      for (std::size_t k = 0; k < slice_size; ++k) mine[k] = running += own[k];
+    } else {
+      std::fill(others.begin(), others.end(), 0);
+      for (std::size_t r = 0; r < up; ++r) {
+        if (r == um || slice_size == 0) continue;
+        histograms.get(r * max_key + slice_first, slice_size, rows.data());
+        for (std::size_t k = 0; k < slice_size; ++k) others[k] += rows[k];
+      }
+      for (std::size_t k = 0; k < slice_size; ++k) mine[k] = running += own[k] + others[k];
     }
     slice_totals[um] = running;
     dsm::barrier();
-    std::vector<std::int64_t> totals(up);
     slice_totals.get(0, totals);
-    const std::int64_t below = std::accumulate(totals.begin(), totals.begin() + me, std::int64_t{0});
-    auto mine = key_ranks.local();
-    for (std::size_t k = 0; k < slice_size; ++k) mine[k] = static_cast<key>(slice[k] + below);
+    const auto below = static_cast<key>(std::accumulate(totals.begin(), totals.begin() + me, std::int64_t{0}));
+    if (below != 0)
+      for (key& k : mine) k += below;
     dsm::barrier();
     if (me == 0)
       for (std::size_t i = 0; i < 5; ++i) {

@@ -5,14 +5,15 @@
 // block of ceil(n / ranks) planes per rank; on coarse levels some ranks own
 // none). A rank computes its own planes in place through local(), and
 // reads the planes just beyond its run, its neighbours' (or, periodically,
-// the far end), through the shared array: with single_writer (default) or
-// write_shared the barrier drops stale copies and a read fetches the
-// plane's units once; with direct every read is a one-sided get. One
+// the far end), through the shared array. Every plane is rewritten between
+// two reads of it, so a cache would never hit: direct (one-sided gets) is
+// the default; with single_writer or write_shared (--policy) the barrier
+// drops stale copies and a read fetches the plane's units once. One
 // barrier follows every operator whose output a neighbour reads next. The
 // 20 extreme values of the random field are exchanged through a read_only
 // array, and the norm is a reduction.
 //
-//   dsmrun -n 2 build/examples/mg --class S [--policy single_writer|write_shared|direct]
+//   dsmrun -n 2 build/examples/mg --class S [--policy direct|single_writer|write_shared]
 #include "mg_kernel.hpp"
 #include "npb.hpp"
 
@@ -137,10 +138,10 @@ bool run(const npb::options& o, const mg::mg_class& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  constexpr const char* usage = "mg [--class S|W|A|B] [--policy single_writer|write_shared|direct]";
+  constexpr const char* usage = "mg [--class S|W|A|B] [--policy direct|single_writer|write_shared]";
   return npb::main(argc, argv, usage, [](const npb::options& o) {
     const auto& c = npb::find_class(mg::classes, o.problem_class);
-    return npb::with_policy<dsm::single_writer, dsm::write_shared, dsm::direct>(
+    return npb::with_policy<dsm::direct, dsm::single_writer, dsm::write_shared>(
         o, "mg", [&]<class P>() { return run<P>(o, c); });
   });
 }
