@@ -7,7 +7,7 @@
 // after the barrier: read_only by default (--policy single_writer,
 // write_shared or direct to compare).
 //
-//   dsmrun -n 2 build/examples/npb/ep --class S
+//   dsmrun -n 2 build/examples/ep --class S
 #include "ep_kernel.hpp"
 #include "npb.hpp"
 

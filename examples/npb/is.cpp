@@ -8,10 +8,13 @@
 // range: it reads that slice of every row, prefix-sums it, publishes its
 // slice total, and writes the global ranks of its slice into a shared array
 // whose block is exactly that slice. Rank 0 reads the test keys' ranks.
-// The full verification scatters every key to its place in a write_shared
-// array: ranks write disjoint bytes, possibly of one unit.
+// These arrays are rewritten every iteration before they are read, so a
+// cache would never hit: direct by default (--policy single_writer or
+// write_shared to compare). The full verification scatters every key to
+// its place in a write_shared array: ranks write disjoint bytes, possibly
+// of one unit, which is what that policy is for.
 //
-//   dsmrun -n 2 build/examples/npb/is --class S [--policy single_writer|write_shared|direct]
+//   dsmrun -n 2 build/examples/is --class S [--policy direct|single_writer|write_shared]
 #include "is_kernel.hpp"
 #include "npb.hpp"
 
@@ -134,10 +137,10 @@ bool run(const npb::options& o, const is::is_class& c) {
 
 int main(int argc, char** argv) {
   constexpr const char* usage =
-      "is [--class S|W|A|B] [--policy single_writer|write_shared|direct]";
+      "is [--class S|W|A|B] [--policy direct|single_writer|write_shared]";
   return npb::main(argc, argv, usage, [](const npb::options& o) {
     const auto& c = npb::find_class(is::classes, o.problem_class);
-    return npb::with_policy<dsm::single_writer, dsm::write_shared, dsm::direct>(
+    return npb::with_policy<dsm::direct, dsm::single_writer, dsm::write_shared>(
         o, "is", [&]<class P>() { return run<P>(o, c); });
   });
 }

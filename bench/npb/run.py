@@ -1,0 +1,183 @@
+#!/usr/bin/env python3
+"""bench/npb/run.py: the NPB kernels on dsm against their plain single-process
+builds, and under each sensible policy, measured in this one run.
+
+  bench/npb/run.py [--build build] [--class A] [--reps 3] [--out DIR] [--no-plot]
+
+Writes into DIR (default BUILD/bench-results):
+  npb_times.csv     kernel, build (plain | dsm), ranks, policy, best seconds
+                    of --reps runs, Mop/s, ratio to plain, speedup over 1 rank
+  npb_policies.csv  each kernel on 2 ranks under each policy it accepts, with
+                    DSM_STATS counters summed over ranks and arrays (misses,
+                    invalidations, diffs and their bytes, gets and their
+                    bytes, active messages, barriers and time in them)
+  npb_times.png, npb_policies.png  (matplotlib; --no-plot skips them)
+and prints both tables. A failed verification anywhere is an error.
+"""
+import argparse
+import csv
+import os
+import re
+import subprocess
+import sys
+
+KERNELS = {  # policies each kernel accepts, its default first
+    "ep": ["read_only", "single_writer", "write_shared", "direct"],
+    "is": ["direct", "single_writer", "write_shared"],
+    "cg": ["direct", "single_writer", "write_shared"],
+    "mg": ["direct", "single_writer", "write_shared"],
+}
+ARRAY_COUNTERS = {  # per-array DSM_STATS fields
+    "misses": r"misses (\d+)",
+    "invalidations": r"invalidations sent (\d+)",
+    "diffs": r"diffs (\d+) \(",
+    "diff_bytes": r"diffs \d+ \((\d+) B\)",
+    "ownership_transfers": r"ownership transfers (\d+)",
+}
+RANK_COUNTERS = {  # per-rank DSM_STATS fields
+    "gets": r"gets (\d+) \(",
+    "get_bytes": r"gets \d+ \((\d+) B\)",
+    "active_messages": r"active messages sent (\d+)",
+    "barriers": r"barriers (\d+) \(",
+}
+
+
+def run(command, env=None):
+    result = subprocess.run(command, capture_output=True, text=True, timeout=1800,
+                            env={**os.environ, **(env or {})})
+    if result.returncode != 0 or "Verification    =               SUCCESSFUL" not in result.stdout:
+        sys.exit(f"npb bench: {' '.join(command)} failed (exit {result.returncode}):\n"
+                 f"{result.stdout[-2000:]}{result.stderr[-2000:]}")
+    seconds = float(re.search(r"Time in seconds =\s+([0-9.]+)", result.stdout).group(1))
+    mops = float(re.search(r"Mop/s total\s+=\s+([0-9.]+)", result.stdout).group(1))
+    return seconds, mops, result.stderr
+
+
+def best_of(reps, command, env=None):
+    return min((run(command, env)[:2] for _ in range(reps)), key=lambda r: r[0])
+
+
+def stats_of(stderr):
+    totals = {name: 0 for name in [*ARRAY_COUNTERS, *RANK_COUNTERS, "barrier_seconds"]}
+    for line in stderr.splitlines():
+        if not line.startswith("dsm stats rank"):
+            continue
+        counters = ARRAY_COUNTERS if "shared_array<" in line else RANK_COUNTERS
+        for name, pattern in counters.items():
+            found = re.search(pattern, line)
+            if found:
+                totals[name] += int(found.group(1))
+        found = re.search(r"barriers \d+ \(([0-9.e-]+) s\)", line)
+        if found:  # the slowest rank's time in barriers
+            totals["barrier_seconds"] = max(totals["barrier_seconds"], float(found.group(1)))
+    return totals
+
+
+def write_csv(path, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def print_table(rows):
+    columns = list(rows[0])
+    widths = [max(len(c), *(len(str(r[c])) for r in rows)) for c in columns]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for r in rows:
+        print("  ".join(str(r[c]).ljust(w) for c, w in zip(columns, widths)))
+
+
+def plot(times, policies, out):
+    import matplotlib  # Debian's python3-matplotlib (scripts/install-deps --bench)
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    kernels = list(KERNELS)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    series = [("plain", 1), ("dsm", 1), ("dsm", 2)]
+    for i, (build, ranks) in enumerate(series):
+        values = [next(r["seconds"] for r in times if r["kernel"] == k and r["build"] == build and r["ranks"] == ranks)
+                  for k in kernels]
+        ax.bar([x + (i - 1) * 0.27 for x in range(len(kernels))], values, 0.27,
+               label=f"{build}, {ranks} rank{'s' if ranks > 1 else ''}")
+    ax.set_xticks(range(len(kernels)), [k.upper() for k in kernels])
+    ax.set_ylabel("seconds (best of runs)")
+    ax.set_title(f"NPB class {times[0]['class']}: dsm against the plain build")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "npb_times.png"), dpi=120)
+
+    fig, axes = plt.subplots(1, len(kernels), figsize=(12, 3.6))
+    for ax, k in zip(axes, kernels):
+        rows = [r for r in policies if r["kernel"] == k]
+        ax.bar([r["policy"] for r in rows], [r["seconds"] for r in rows])
+        for x, r in enumerate(rows):
+            ax.annotate(f"{r['misses']} misses", (x, r["seconds"]), ha="center", va="bottom", fontsize=7)
+        ax.set_title(k.upper())
+        ax.tick_params(axis="x", labelrotation=30, labelsize=8)
+    axes[0].set_ylabel("seconds, 2 ranks")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "npb_policies.png"), dpi=120)
+
+
+def main():
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:  # Debian's package serves /usr/bin/python3, which another python3 on PATH may shadow
+        if "--no-plot" not in sys.argv and os.path.exists("/usr/bin/python3") and sys.executable != "/usr/bin/python3":
+            os.execv("/usr/bin/python3", ["/usr/bin/python3", *sys.argv])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--build", default="build")
+    parser.add_argument("--class", dest="problem_class", default="A", choices="SWAB")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--out")
+    parser.add_argument("--no-plot", action="store_true")
+    parser.add_argument("--csv", action="store_true", help="print the times CSV to stdout instead of the tables")
+    a = parser.parse_args()
+    out = a.out or os.path.join(a.build, "bench-results")
+    os.makedirs(out, exist_ok=True)
+    dsmrun = os.path.join(a.build, "tools", "dsmrun")
+    plain = os.path.join(a.build, "bench", "npb-plain")
+    cls = ["--class", a.problem_class]
+
+    times = []
+    for k in KERNELS:
+        seconds, mops = best_of(a.reps, [plain, k, *cls])
+        times.append({"kernel": k, "class": a.problem_class, "build": "plain", "ranks": 1, "policy": "plain",
+                      "seconds": seconds, "mops": mops})
+        for ranks in (1, 2):
+            seconds, mops = best_of(a.reps, [dsmrun, "-n", str(ranks), os.path.join(a.build, "examples", k), *cls])
+            times.append({"kernel": k, "class": a.problem_class, "build": "dsm", "ranks": ranks,
+                          "policy": KERNELS[k][0], "seconds": seconds, "mops": mops})
+    for r in times:
+        same = {x["ranks"]: x["seconds"] for x in times if x["kernel"] == r["kernel"] and x["build"] == "dsm"}
+        base = next(x["seconds"] for x in times if x["kernel"] == r["kernel"] and x["build"] == "plain")
+        r["ratio_to_plain"] = round(r["seconds"] / base, 3)
+        r["speedup_over_1_rank"] = round(same[1] / r["seconds"], 3) if r["build"] == "dsm" else ""
+
+    policies = []
+    for k, names in KERNELS.items():
+        for policy in names:
+            command = [dsmrun, "-n", "2", os.path.join(a.build, "examples", k), *cls, "--policy", policy]
+            seconds, mops, stderr = run(command, {"DSM_STATS": "1"})
+            policies.append({"kernel": k, "class": a.problem_class, "ranks": 2, "policy": policy,
+                             "seconds": seconds, **stats_of(stderr)})
+
+    write_csv(os.path.join(out, "npb_times.csv"), times)
+    write_csv(os.path.join(out, "npb_policies.csv"), policies)
+    if not a.no_plot:
+        plot(times, policies, out)
+    if a.csv:
+        with open(os.path.join(out, "npb_times.csv")) as f:
+            sys.stdout.write(f.read())
+        return
+    print(f"== NPB class {a.problem_class}: dsm against the plain build (best of {a.reps})")
+    print_table(times)
+    print(f"\n== policies on 2 ranks (one run each, DSM_STATS summed over ranks and arrays)")
+    print_table(policies)
+    print(f"\nwritten: {out}/npb_times.csv, npb_policies.csv" + ("" if a.no_plot else ", npb_times.png, npb_policies.png"))
+
+
+if __name__ == "__main__":
+    main()
