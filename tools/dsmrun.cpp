@@ -127,6 +127,41 @@ std::string signal_name(int sig) {
   return abbrev ? fmt::format("SIG{}", abbrev) : fmt::format("signal {}", sig);
 }
 
+// What a group's ranks run on: its program's ISA (from the ELF header),
+// or the target of the qemu-user emulator that runs it.
+struct group_machine {
+  std::string isa;  // "x86-64", "arm64", "other" or "unknown" (unreadable)
+  bool emulated = false;
+};
+
+std::string find_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  for (std::string_view rest = path ? path : ""; !rest.empty();) {
+    const auto colon = rest.find(':');
+    const std::string candidate = fmt::format("{}/{}", rest.substr(0, colon), name);
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    rest = colon == std::string_view::npos ? std::string_view{} : rest.substr(colon + 1);
+  }
+  return name;
+}
+
+group_machine machine_of(const std::vector<std::string>& argv) {
+  const std::string& program = argv.front();
+  const std::string_view base = std::string_view(program).substr(program.rfind('/') + 1);
+  if (base.starts_with("qemu-")) {
+    const std::string_view target = base.substr(5);
+    return {target == "aarch64" ? "arm64" : target == "x86_64" ? "x86-64" : std::string(target), true};
+  }
+  unsigned char head[20] = {};
+  const int fd = ::open(find_program(program).c_str(), O_RDONLY | O_CLOEXEC);
+  const bool read_all = fd >= 0 && ::read(fd, head, sizeof head) == static_cast<ssize_t>(sizeof head);
+  if (fd >= 0) ::close(fd);
+  if (!read_all || std::memcmp(head, "\x7f" "ELF", 4) != 0) return {"unknown", false};
+  const unsigned machine = head[18] | (head[19] << 8);  // e_machine, little-endian
+  return {machine == 62 ? "x86-64" : machine == 183 ? "arm64" : "other", false};
+}
+
 // Output of one stream of one rank, forwarded whole lines at a time.
 struct output_stream {
   int fd = -1;
@@ -186,12 +221,48 @@ class launcher {
     if (signal_fd_ < 0) die(fmt::format("signalfd: {}", std::strerror(errno)));
   }
 
+  // A job with ranks under qemu-user leaves out cma (qemu does not
+  // implement process_vm_writev); one that mixes ISAs or emulates says
+  // which ranks run what and the transport chosen.
   void set_transport_environment() const {
     // Never let UCX open a lane on anything but loopback unless told to.
     ::setenv("UCX_NET_DEVICES", "lo", 0);
-    if (opt_.transport == "shm") ::setenv("UCX_TLS", "self,posix,sysv,cma", 1);
+    std::vector<group_machine> machines;
+    bool emulated = false, mixed = false;
+#if defined(__x86_64__)
+    const std::string_view native = "x86-64";
+#elif defined(__aarch64__)
+    const std::string_view native = "arm64";
+#else
+    const std::string_view native = "other";
+#endif
+    for (const auto& g : opt_.groups) {
+      machines.push_back(machine_of(g.argv));
+      const auto& m = machines.back();
+      // The kernel would refuse it (ENOEXEC) and exec would hand it to the shell.
+      if (!m.emulated && m.isa != native && (m.isa == "x86-64" || m.isa == "arm64"))
+        usage(fmt::format("{} is an {} program and this machine runs {}: start it through qemu-{} -L / {}",
+                          g.argv.front(), m.isa, native, m.isa == "arm64" ? "aarch64" : "x86_64", g.argv.front()));
+      emulated = emulated || machines.back().emulated;
+      mixed = mixed || machines.back().isa != machines.front().isa;
+    }
+    const char* shm = emulated ? "self,posix,sysv" : "self,posix,sysv,cma";
     // self serves a rank's operations on its own memory.
+    if (opt_.transport == "shm") ::setenv("UCX_TLS", shm, 1);
     else if (opt_.transport == "tcp") ::setenv("UCX_TLS", "tcp,self", 1);
+    else if (emulated || mixed) ::setenv("UCX_TLS", shm, 0);  // auto: one machine, so shared memory
+    if (!emulated && !mixed) return;
+    std::string ranks;
+    unsigned first = 0;
+    for (std::size_t i = 0; i < machines.size(); ++i) {
+      const unsigned n = opt_.groups[i].ranks;
+      ranks += fmt::format("{}{} {}{}", ranks.empty() ? "" : ", ", n == 1 ? fmt::format("rank {}", first) : fmt::format("ranks {}-{}", first, first + n - 1),
+                           machines[i].isa, machines[i].emulated ? " (qemu-user)" : "");
+      first += n;
+    }
+    const char* tls = std::getenv("UCX_TLS");
+    fmt::print(stderr, "dsmrun: {}; transport {}: UCX_TLS={}\n", ranks,
+               opt_.transport == "auto" ? "shm (auto)" : opt_.transport, tls ? tls : "(UCX's choice)");
   }
 
   void spawn_all() {

@@ -58,6 +58,9 @@ class runtime {
 inline int rank() { return static_cast<int>(detail::rt().rank()); }
 inline int ranks() { return static_cast<int>(detail::rt().ranks()); }
 inline void barrier() { detail::rt().barrier(); }
+// Whether the job's ranks run more than one ISA (x86-64 and arm64
+// processes, say); shared arrays then check each element type's layout.
+inline bool mixed_isa() { return detail::rt().mixed_isa(); }
 inline void fence() { detail::rt().fence(); }
 // Lets the runtime serve what has arrived (remote writes over TCP, messages).
 // For code that polls its own memory for a peer's write.

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <dsm/arch/fence.hpp>
+#include <dsm/arch/isa.hpp>
 #include <dsm/detail/calling_rank.hpp>
 #include <dsm/detail/local_segments.hpp>
 #include <dsm/error.hpp>
@@ -122,6 +123,7 @@ class runtime_state {
     endpoints_ = std::make_unique<transport::endpoints>(worker_, membership_.addresses);
     remote_.resize(membership_.ranks);
     worker_.start_progress_thread();
+    learn_isas();
     barrier();  // every rank is wired up and listening before anyone returns
     stats_ = {};
   }
@@ -238,6 +240,12 @@ class runtime_state {
   }
 
   // Every rank's bytes, in rank order; sizes may differ between ranks.
+  // The ISA each rank runs (a job may mix x86-64 and arm64 processes).
+  arch::isa isa_of(std::uint32_t r) const { return isas_.at(r); }
+  bool mixed_isa() const noexcept {
+    return std::any_of(isas_.begin(), isas_.end(), [&](arch::isa i) { return i != isas_.front(); });
+  }
+
   std::vector<std::vector<std::byte>> allgather(std::span<const std::byte> mine) {
     const std::uint64_t seq = next_collective_++;
     ++stats_.collectives;
@@ -458,6 +466,22 @@ class runtime_state {
     install_remote(target, rec, std::span(reply).subspan(sizeof status + sizeof rec));
   }
 
+  void learn_isas() {
+    const auto mine = static_cast<std::uint32_t>(arch::host_isa);
+    std::vector<std::byte> record(sizeof mine);
+    std::memcpy(record.data(), &mine, sizeof mine);
+    const auto all = allgather(record);
+    isas_.clear();
+    for (std::uint32_t r = 0; r < ranks(); ++r) {
+      std::uint32_t code = 0;
+      if (all[r].size() != sizeof code) throw error(errc::protocol, fmt::format("an ISA record of {} bytes from rank {}", all[r].size(), r));
+      std::memcpy(&code, all[r].data(), sizeof code);
+      if (code > static_cast<std::uint32_t>(arch::isa::other))
+        throw error(errc::protocol, fmt::format("rank {} names ISA {}, unknown here", r, code));
+      isas_.push_back(static_cast<arch::isa>(code));
+    }
+  }
+
   void register_handlers() {
     messages_.on(msg_collective, "collective", [this](const transport::message_header& h, std::span<const std::byte> payload) {
       const std::uint64_t seq = h.word[0], next = next_collective_.load();
@@ -540,6 +564,7 @@ class runtime_state {
   transport::worker worker_;
   transport::active_messages messages_;
   membership membership_;
+  std::vector<arch::isa> isas_;  // by rank
   std::unique_ptr<transport::endpoints> endpoints_;
   mailbox mail_;
   std::atomic<std::uint64_t> next_collective_{0};
