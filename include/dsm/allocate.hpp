@@ -2,12 +2,18 @@
 // and dsm::deallocate.
 #pragma once
 
+#include <dsm/arch/isa.hpp>
 #include <dsm/detail/element_bytes.hpp>
+#include <dsm/detail/element_layout.hpp>
+#include <dsm/detail/type_name.hpp>
 #include <dsm/global_ptr.hpp>
 #include <dsm/runtime/runtime.hpp>
 
+#include <fmt/format.h>
+
 #include <cstddef>
 #include <limits>
+#include <string_view>
 #include <vector>
 
 namespace dsm {
@@ -25,15 +31,48 @@ global_ptr<T> allocate(std::size_t n) {
   return detail::pointer_to<T>(detail::rt().allocate(detail::element_bytes<T>(n, "allocate")));
 }
 
-// Collective: n_per_rank elements homed on every rank; element r of the
-// result is rank r's block. Every rank must pass the same n_per_rank.
-template <global_element T>
-std::vector<global_ptr<T>> allocate_collective(std::size_t n_per_rank) {
-  const auto segments = detail::rt().allocate_collective(detail::element_bytes<T>(n_per_rank, "allocate_collective"));
+namespace detail {
+
+// A job that mixes ISAs shares a T only if every rank lays it out and
+// represents it alike (see detail/element_layout.hpp): compared with rank
+// 0's on every rank, so every rank finds the same first mismatch and throws.
+template <class T>
+void check_element_layout(std::string_view object) {
+  if (!rt().mixed_isa()) return;
+  const auto all = allgather(element_layout_of<T>());
+  for (std::size_t r = 1; r < all.size(); ++r) {
+    const auto &a = all[0], &b = all[r];
+    if (a.fingerprint == b.fingerprint && a.size == b.size && a.alignment == b.alignment) continue;
+    auto on = [&](std::size_t rank, const element_layout& l) {
+      return fmt::format("rank {} ({}): {} B, aligned to {}, layout {:016x}", rank,
+                         arch::to_string(rt().isa_of(static_cast<std::uint32_t>(rank))), l.size, l.alignment,
+                         l.fingerprint);
+    };
+    throw error(errc::layout_mismatch,
+                fmt::format("{}: the element type is laid out or represented differently on {} and on {}; share "
+                            "fixed-width members (no long double) in a job that mixes ISAs",
+                            object, on(0, a), on(r, b)));
+  }
+}
+
+template <class T>
+std::vector<global_ptr<T>> allocate_collective_of(std::size_t n_per_rank, std::string_view object) {
+  check_element_layout<T>(object);
+  const auto segments = rt().allocate_collective(element_bytes<T>(n_per_rank, "allocate_collective"));
   std::vector<global_ptr<T>> blocks;
   blocks.reserve(segments.size());
-  for (const auto& s : segments) blocks.push_back(detail::pointer_to<T>(s));
+  for (const auto& s : segments) blocks.push_back(pointer_to<T>(s));
   return blocks;
+}
+
+}  // namespace detail
+
+// Collective: n_per_rank elements homed on every rank; element r of the
+// result is rank r's block. Every rank must pass the same n_per_rank, and
+// in a job that mixes ISAs, T must have one layout on all of them.
+template <global_element T>
+std::vector<global_ptr<T>> allocate_collective(std::size_t n_per_rank) {
+  return detail::allocate_collective_of<T>(n_per_rank, fmt::format("allocate_collective<{}>", detail::type_name<T>()));
 }
 
 // Frees memory from allocate / allocate_collective; called by its home rank

@@ -8,7 +8,6 @@
 #pragma once
 
 #include <dsm/allocate.hpp>
-#include <dsm/arch/isa.hpp>
 #include <dsm/coherence/array_layout.hpp>
 #include <dsm/coherence/direct.hpp>
 #include <dsm/coherence/policy.hpp>
@@ -16,7 +15,6 @@
 #include <dsm/coherence/single_writer.hpp>
 #include <dsm/coherence/unit_map.hpp>
 #include <dsm/coherence/write_shared.hpp>
-#include <dsm/detail/element_layout.hpp>
 #include <dsm/distribution.hpp>
 #include <dsm/global_ref.hpp>
 #include <dsm/runtime/runtime.hpp>
@@ -66,9 +64,8 @@ class shared_array {
   shared_array(std::size_t n, D layout, unit_size unit, std::string name = {})
       : layout_{dsm::distribution(layout, n, static_cast<std::size_t>(ranks())), {}, std::move(name), {}, 0, unit} {
     layout_.description = describe();
-    check_element_layout();
     layout_.object_id = detail::rt().next_collective();  // the same on every rank
-    auto blocks = allocate_collective<T>(layout_.distribution.max_local_size());
+    auto blocks = detail::allocate_collective_of<T>(layout_.distribution.max_local_size(), layout_.description);
     for (auto& b : blocks)
       layout_.blocks.push_back(detail::make_global_ptr<T>([&] {
         auto a = detail::address_of(b);
@@ -154,27 +151,6 @@ class shared_array {
   }
 
  private:
-  // A job that mixes ISAs shares a T only if every rank lays it out and
-  // represents it alike (see detail/element_layout.hpp); every rank finds
-  // the same first mismatch with rank 0 and throws.
-  void check_element_layout() const {
-    if (!detail::rt().mixed_isa()) return;
-    const auto all = allgather(detail::element_layout_of<T>());
-    for (std::size_t r = 1; r < all.size(); ++r) {
-      const auto &a = all[0], &b = all[r];
-      if (a.fingerprint == b.fingerprint && a.size == b.size && a.alignment == b.alignment) continue;
-      auto on = [&](std::size_t rank, const detail::element_layout& l) {
-        return fmt::format("rank {} ({}): {} B, aligned to {}, layout {:016x}", rank,
-                           arch::to_string(detail::rt().isa_of(static_cast<std::uint32_t>(rank))), l.size, l.alignment,
-                           l.fingerprint);
-      };
-      throw error(errc::layout_mismatch,
-                  fmt::format("{}: the element type is laid out or represented differently on {} and on {}; share "
-                              "fixed-width members (no long double) in a job that mixes ISAs",
-                              describe(), on(0, a), on(r, b)));
-    }
-  }
-
   void check_index(std::size_t i, const char* operation) const {
     if (i >= size())
       throw error(errc::out_of_range,

@@ -1,8 +1,8 @@
 // Shared element types across ISAs: a type of fixed-width members is shared
 // by every rank; one with a long double member (x87 80-bit on x86-64, IEEE
 // binary128 on arm64, 16 bytes on both) is refused with a layout_mismatch
-// naming the array and both ranks' layouts when the job mixes ISAs, and
-// works when it does not.
+// naming the array (or allocation) and both ranks' layouts when the job
+// mixes ISAs, and works when it does not.
 #include "check.hpp"
 
 #include <cstdint>
@@ -45,6 +45,12 @@ int main(int argc, char** argv) {
       CHECK(message.find("x86-64") != std::string::npos && message.find("arm64") != std::string::npos);
       CHECK(message.find("long double") != std::string::npos);
       if (me == 0) fmt::print("layout: refused as expected: {}\n", message);
+      const std::string raw = CHECK_ERROR(dsm::errc::layout_mismatch, dsm::allocate_collective<precise>(2));
+      CHECK(raw.find("allocate_collective<") != std::string::npos);
+      const auto blocks = dsm::allocate_collective<particle>(2);  // the same layout everywhere: allocated
+      CHECK(blocks.size() == static_cast<std::size_t>(n));
+      dsm::barrier();
+      dsm::deallocate(blocks[static_cast<std::size_t>(me)]);
     } else {
       dsm::shared_array<precise> values(static_cast<std::size_t>(n), "precise values");
       values.local()[0] = precise{1.5, static_cast<long double>(me) / 3};
