@@ -72,6 +72,18 @@ class not_aggregate {
   int v_;
 };
 
+struct two_ways {  // trivially copyable, but {x} is ambiguous for it
+  two_ways() = default;
+  explicit(false) two_ways(int i) : v(i) {}
+  explicit(false) two_ways(double d) : v(static_cast<int>(d)) {}
+  int v;
+};
+struct with_two_ways {
+  std::int32_t a;
+  two_ways b;
+  std::int32_t c;
+};
+
 bool same(const dsm::detail::element_layout& a, const dsm::detail::element_layout& b) {
   return a.fingerprint == b.fingerprint && a.size == b.size && a.alignment == b.alignment;
 }
@@ -106,4 +118,9 @@ TEST_CASE("element layout: enums by their underlying type, classes by size") {
   CHECK(same(element_layout_of<with_enum>(), element_layout_of<with_bytes>()));
   CHECK(element_layout_of<with_complex>().size == sizeof(with_complex));
   CHECK(element_layout_of<not_aggregate>().size == sizeof(int));
+}
+
+TEST_CASE("element layout: a member that cannot be counted leaves its aggregate to size and alignment") {
+  CHECK(dsm::detail::layout::member_count<with_two_ways>() > dsm::detail::layout::max_members);
+  CHECK(element_layout_of<with_two_ways>().size == sizeof(with_two_ways));
 }

@@ -12,8 +12,8 @@
 // their elements, then bound by structured bindings), arrays element by
 // element. Classes that are not aggregates (private members, std::complex)
 // count by size and alignment only; so do aggregates of more than 16
-// members. (A member whose class has several constructors from one
-// argument cannot be counted; such a T does not compile here.)
+// members, and aggregates with a member whose class has several
+// constructors from one argument (it cannot be counted).
 #pragma once
 
 #include <array>
@@ -41,13 +41,23 @@ constexpr bool initializable_with(std::index_sequence<I...>) {
   return requires { T{{(void(I), any_member{})}...}; };
 }
 
+// Whether T has a member after the first N that {any_member} could not
+// initialise (a class with several one-argument constructors, for which the
+// conversion is ambiguous): an empty {} still value-initialises it.
+template <class T, std::size_t... I>
+constexpr bool has_member_after(std::index_sequence<I...>) {
+  return requires { T{{(void(I), any_member{})}..., {}}; };
+}
+
 inline constexpr std::size_t max_members = 16;
 
-// The number of members of aggregate T (max_members + 1: too many to take apart).
+// The number of members of aggregate T; max_members + 1 when there are
+// too many to take apart, or when one of them cannot be counted.
 template <class T, std::size_t N = 0>
 constexpr std::size_t member_count() {
   if constexpr (N > max_members) return N;
-  else if constexpr (!initializable_with<T>(std::make_index_sequence<N + 1>{})) return N;
+  else if constexpr (!initializable_with<T>(std::make_index_sequence<N + 1>{}))
+    return has_member_after<T>(std::make_index_sequence<N>{}) ? max_members + 1 : N;
   else return member_count<T, N + 1>();
 }
 
