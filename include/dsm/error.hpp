@@ -27,6 +27,7 @@ enum class errc {
   peer_failure,         // another rank died or stopped answering
   timeout,              // a wait exceeded DSM_TIMEOUT
   protocol,             // a malformed or unexpected message was rejected
+  collective_mismatch,  // ranks entered different collectives at the same point
   internal,             // a broken invariant inside dsm
 };
 
@@ -44,6 +45,7 @@ constexpr std::string_view to_string(errc c) noexcept {
     case errc::peer_failure: return "peer failure";
     case errc::timeout: return "timeout";
     case errc::protocol: return "protocol";
+    case errc::collective_mismatch: return "collective mismatch";
     case errc::internal: return "internal";
   }
   return "unknown";

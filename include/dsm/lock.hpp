@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <exception>
 #include <vector>
 
 namespace dsm {
@@ -24,7 +25,10 @@ class queue_lock {
   queue_lock() : nodes_(allocate_collective<std::uint64_t>(words)), me_(static_cast<std::uint64_t>(rank())) {}
   queue_lock(const queue_lock&) = delete;
   queue_lock& operator=(const queue_lock&) = delete;
+  // Collective, except while an exception unwinds (see ~shared_array): then
+  // the nodes stay mapped until the runtime ends.
   ~queue_lock() {
+    if (std::uncaught_exceptions() > uncaught_at_construction_) return;
     try {
       barrier();  // nobody queues on a node that is about to go
       deallocate(nodes_[me_]);
@@ -97,6 +101,7 @@ class queue_lock {
 
   std::vector<global_ptr<std::uint64_t>> nodes_;
   std::uint64_t me_;
+  int uncaught_at_construction_ = std::uncaught_exceptions();
 };
 
 // The name programs use: `dsm::lock l; std::scoped_lock g(l);` (a class

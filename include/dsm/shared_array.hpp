@@ -24,6 +24,7 @@
 #include <range/v3/view/transform.hpp>
 
 #include <concepts>
+#include <exception>
 #include <optional>
 #include <cstddef>
 #include <span>
@@ -82,8 +83,16 @@ class shared_array {
 
   // Collective: every rank's accesses are complete before the memory goes,
   // and when it returns every rank has dropped the keys of every block, so
-  // a pointer kept from the array is stale everywhere.
+  // a pointer kept from the array is stale everywhere. Destroyed while an
+  // exception unwinds, it takes no collective step (it would pair with
+  // whatever collective the other ranks are in, a barrier of theirs, say):
+  // it leaves the runtime's barriers and its block stays mapped until the
+  // runtime ends.
   ~shared_array() {
+    if (std::uncaught_exceptions() > uncaught_at_construction_) {
+      detail::rt().leave_sync(&sync_);
+      return;
+    }
     try {
       detail::rt().leave_sync(&sync_);
       state_->arrive();
@@ -176,6 +185,7 @@ class shared_array {
   std::size_t me_ = 0;
   std::optional<typename Policy::template state<T>> state_;
   sync_hooks sync_{this};
+  int uncaught_at_construction_ = std::uncaught_exceptions();
 };
 
 }  // namespace dsm

@@ -17,8 +17,11 @@
 //   so an acquire that follows the release finds them.
 // * single_writer: a write needs the unit exclusively. The home invalidates
 //   the read copies and recalls the current owner, which gives up the unit
-//   eagerly (its handler drops the state, then sends the data), and the
-//   home grants the unit with its data to the writer.
+//   eagerly (its handler drops the state, then sends what it changed), and
+//   the home grants the unit with its data to the writer. An owner twins
+//   the unit it is granted, and recalls and write-backs carry only the
+//   bytes that differ from the twin: the home's memory is also written
+//   through local() meanwhile, and those bytes must survive.
 // * write_shared: writers twin the unit and, at release, send the changed
 //   bytes; the home applies them, checks them against the other writers'
 //   diffs of the interval (data races), invalidates the other copies and
@@ -66,10 +69,10 @@ class engine final : public dsm::detail::object_endpoint {
     k_invalidate,    // home -> copy holder: drop at your next acquire
     k_invalidated,   // holder -> home
     k_recall,        // home -> owner: recall_head; give the unit up
-    k_recalled,      // owner -> home: the unit (none when the owner is the home)
+    k_recalled,      // owner -> home: the runs it changed, encoded as a diff (none when the owner is the home)
     k_diff,          // writer -> home: diff_head, then encoded runs (write_shared)
     k_diff_applied,  // home -> writer: race_report (also acknowledges k_write_back)
-    k_write_back,    // owner -> home, before a barrier: the unit (single_writer)
+    k_write_back,    // owner -> home, before a barrier: the runs it changed (single_writer)
   };
   static constexpr std::uint8_t last_kind = k_write_back;
 
@@ -100,11 +103,13 @@ class engine final : public dsm::detail::object_endpoint {
   struct transaction {
     std::uint8_t kind = 0;
     std::uint32_t requester = 0;
-    std::uint32_t awaited = 0;        // invalidation acknowledgements and recalls outstanding
-    std::int64_t recalled_from = -1;  // owner being recalled
-    bool granted = false;             // waiting for k_installed
+    std::vector<std::uint32_t> invalidating;  // ranks whose invalidation acknowledgement is due
+    std::int64_t recalled_from = -1;          // owner recalled (a read leaves it a sharer)
+    bool recall_due = false;                  // its unit has not arrived yet
+    bool granted = false;                     // waiting for k_installed
     race_report race{};
     std::deque<queued> waiting;
+    bool awaiting() const noexcept { return !invalidating.empty() || recall_due; }
   };
   struct written {
     std::uint64_t version;
@@ -184,12 +189,17 @@ class engine final : public dsm::detail::object_endpoint {
   // at a time: ranks holding several while waiting for more could wait on
   // each other for ever. (Units obtained in a batch are confirmed at once.)
   void obtain_to_write(std::size_t unit) {
-    holding_ = unit;
+    {
+      const auto g = rt_.worker().lock();  // the grant's handler reads it
+      holding_ = unit;
+    }
     obtain(unit, true);
   }
   void confirm_exclusive(std::size_t unit) {
+    const auto g = rt_.worker().lock();
     holding_ = no_unit;
-    post(units_.home_of(unit), unit, k_installed);
+    send(units_.home_of(unit), unit, k_installed);
+    deliver_to_self();
   }
 
   // write_shared: the first write to a readable unit keeps a twin of it.
@@ -211,26 +221,17 @@ class engine final : public dsm::detail::object_endpoint {
   void send_diffs() {
     std::vector<std::byte> wire;
     for (std::size_t u : dirty_) {
+      const auto g = rt_.worker().lock();
       wire.assign(sizeof(diff_head), std::byte{0});
-      std::size_t changed;
-      {
-        const auto g = rt_.worker().lock();
-        const auto found = twins_.find(u);
-        if (found == twins_.end()) continue;
-        const auto runs = changed_runs(replica_.unit_data(u), found->second.data(), found->second.size());
-        encode_runs(runs, replica_.unit_data(u), wire);
-        changed = run_bytes(runs);
-        twins_.erase(found);
-        replica_.set_state(u, shared);
-      }
-      if (changed == 0) continue;
+      const auto changed = take_changes(u, wire);
+      if (!changed) continue;
+      replica_.set_state(u, shared);
+      if (*changed == 0) continue;
       const diff_head head{base_version_[u]};
       std::memcpy(wire.data(), &head, sizeof head);
       ++stats_.diffs;
-      stats_.diff_bytes += changed;
-      ++acknowledgements_due_;
-      maintain_.before_transfer_reads(wire.data(), wire.size());
-      post(units_.home_of(u), u, k_diff, wire);
+      stats_.diff_bytes += *changed;
+      send_expecting_acknowledgement(u, k_diff, wire);
     }
     dirty_.clear();
     await_acknowledgements("diffs to be applied at their homes");
@@ -268,13 +269,24 @@ class engine final : public dsm::detail::object_endpoint {
   // single_writer, before a barrier: every unit owned here goes home. The
   // home takes it only if this rank still owns it when the message's turn
   // comes (a recall may have moved it on meanwhile, with these bytes).
+  // Only the bytes this rank changed go (the home may have written others
+  // through local()); a unit it did not change sends nothing. The unit
+  // stays owned until the barrier ends, and its twin too: a recall
+  // meanwhile sends every change since the grant again, since the home may
+  // take the recall first and then drop this write-back as no longer the
+  // owner's.
   void write_home_owned() {
+    std::vector<std::byte> wire;
     for (std::size_t u = 0; u < units_.units(); ++u) {
       if (replica_.is_home(u) || replica_.state(u) != exclusive) continue;
-      const std::byte* data = replica_.unit_data(u);
-      maintain_.before_transfer_reads(data, units_.bytes_in(u));
-      ++acknowledgements_due_;
-      post(units_.home_of(u), u, k_write_back, std::span<const std::byte>(data, units_.bytes_in(u)));
+      const auto g = rt_.worker().lock();
+      if (replica_.state(u) != exclusive) continue;  // recalled meanwhile
+      wire.clear();
+      const auto changed = take_changes(u, wire, true);
+      if (!changed || *changed == 0) continue;
+      ++stats_.write_backs;
+      stats_.write_back_bytes += *changed;
+      send_expecting_acknowledgement(u, k_write_back, wire);
     }
     await_acknowledgements("units written home");
   }
@@ -338,7 +350,9 @@ class engine final : public dsm::detail::object_endpoint {
       case k_read:
       case k_write:
       case k_diff:
-      case k_write_back: return home_request(k, unit, from, payload);
+      case k_write_back:
+        validate_request(k, unit, from, payload);
+        return home_request(k, unit, from, payload);
       case k_installed: return home_installed(unit, from, payload);
       case k_invalidated: return home_acknowledged(unit, from, payload, false);
       case k_recalled: return home_acknowledged(unit, from, payload, true);
@@ -413,22 +427,52 @@ class engine final : public dsm::detail::object_endpoint {
     std::fill_n(sharers_.begin() + static_cast<std::ptrdiff_t>(lu * sharer_words_), sharer_words_, 0);
   }
   // Sends an invalidation to every sharer except `keep` and this rank's
-  // own home copy under write_shared (the home's memory is the unit);
-  // returns how many acknowledgements to await.
-  std::uint32_t invalidate_sharers(std::size_t unit, std::size_t lu, std::size_t keep) {
-    std::uint32_t sent = 0;
+  // own home copy under write_shared (the home's memory is the unit); the
+  // transaction records whose acknowledgements it awaits.
+  void invalidate_sharers(std::size_t unit, std::size_t lu, std::size_t keep, transaction& t) {
     for (std::size_t r = 0; r < rt_.ranks(); ++r) {
       if (r == keep || !is_sharer(lu, r)) continue;
       if (r == me_ && protocol_ == protocol::write_shared) continue;
       send(r, unit, k_invalidate);
-      ++sent;
+      t.invalidating.push_back(static_cast<std::uint32_t>(r));
     }
-    stats_.invalidations_sent += sent;
+    stats_.invalidations_sent += t.invalidating.size();
     clear_sharers(lu);
-    return sent;
   }
 
   // -- home side
+  // Everything a request's sender controls is checked when it arrives,
+  // before it can queue behind a transaction: a malformed request is
+  // refused alone, never dropping the requests queued with it.
+  void validate_request(std::uint8_t k, std::size_t unit, std::uint32_t from, std::span<const std::byte> payload) const {
+    switch (k) {
+      case k_read:
+      case k_write:
+        if (!payload.empty())
+          throw error(errc::protocol, fmt::format("{}: {} request for unit {} from rank {} with a payload", object_,
+                                                  k == k_read ? "read" : "write", unit, from));
+        return;
+      case k_write_back:
+        if (from == me_)
+          throw error(errc::protocol, fmt::format("{}: unit {} written back by its home", object_, unit));
+        (void)decoded_runs(payload, unit, from, "write-back");
+        return;
+      case k_diff: {
+        const auto head = head_of<diff_head>(payload, unit, "diff");
+        (void)decoded_runs(payload.subspan(sizeof head), unit, from, "diff");
+        return;
+      }
+    }
+  }
+  std::vector<byte_run> decoded_runs(std::span<const std::byte> wire, std::size_t unit, std::uint32_t from,
+                                     const char* what) const {
+    try {
+      return decode_runs(wire, units_.bytes_in(unit));
+    } catch (const error& e) {
+      throw error(errc::protocol, fmt::format("{}: {} for unit {} from rank {}: {}", object_, what, unit, from, e.message()));
+    }
+  }
+
   void home_request(std::uint8_t k, std::size_t unit, std::uint32_t from, std::span<const std::byte> payload) {
     const auto busy = txns_.find(local_unit(unit));
     if (busy != txns_.end()) {
@@ -445,34 +489,36 @@ class engine final : public dsm::detail::object_endpoint {
     t.kind = k;
     t.requester = from;
     if (k == k_read) {
-      if (!payload.empty()) throw error(errc::protocol, fmt::format("{}: read request with a payload", object_));
       if (protocol_ == protocol::single_writer && owner_[lu] >= 0 && static_cast<std::uint32_t>(owner_[lu]) != from) {
         t.recalled_from = owner_[lu];
-        t.awaited = 1;
+        t.recall_due = true;
         send(static_cast<std::size_t>(owner_[lu]), unit, k_recall, bytes_of(recall_head{shared, {}}));
       }
     } else if (k == k_write) {
-      if (!payload.empty()) throw error(errc::protocol, fmt::format("{}: write request with a payload", object_));
-      t.awaited = invalidate_sharers(unit, lu, from);
+      invalidate_sharers(unit, lu, from, t);
       if (owner_[lu] >= 0 && static_cast<std::uint32_t>(owner_[lu]) != from) {
         t.recalled_from = owner_[lu];
-        ++t.awaited;
+        t.recall_due = true;
         send(static_cast<std::size_t>(owner_[lu]), unit, k_recall, bytes_of(recall_head{invalid, {}}));
       }
     } else if (k == k_write_back) {
-      if (from == me_ || payload.size() != units_.bytes_in(unit))
-        throw error(errc::protocol, fmt::format("{}: unit {} written back by rank {} with {} bytes", object_, unit,
-                                                from, payload.size()));
-      if (owner_[lu] == static_cast<std::int32_t>(from)) {
-        maintain_.after_transfer_wrote(const_cast<std::byte*>(payload.data()), payload.size());
-        std::memcpy(replica_.unit_data(unit), payload.data(), payload.size());
-        maintain_.before_transfer_reads(replica_.unit_data(unit), payload.size());
-      }
+      // Taken only from the rank that still owns the unit: a recall may
+      // have moved it on (with these bytes) since this was sent.
+      if (owner_[lu] == static_cast<std::int32_t>(from)) apply_owner_changes(unit, payload, from, "write-back");
     } else {
       apply_diff(unit, lu, from, payload, t);
     }
     auto& placed = txns_[lu] = std::move(t);
-    if (placed.awaited == 0) proceed(unit, lu, placed);
+    if (!placed.awaiting()) proceed(unit, lu, placed);
+  }
+
+  // An owner's changed runs into the home's memory (which peers may then
+  // read directly).
+  void apply_owner_changes(std::size_t unit, std::span<const std::byte> wire, std::uint32_t from, const char* what) {
+    const auto runs = decoded_runs(wire, unit, from, what);
+    maintain_.after_transfer_wrote(const_cast<std::byte*>(wire.data()), wire.size());
+    apply_runs(runs, wire, replica_.unit_data(unit));
+    for (const auto& r : runs) maintain_.before_transfer_reads(replica_.unit_data(unit) + r.offset, r.length);
   }
 
   // Everything the transaction waited for has arrived.
@@ -503,13 +549,21 @@ class engine final : public dsm::detail::object_endpoint {
   }
 
   // The transaction is over: the next queued request starts.
+  // Requests were validated on arrival; should one fail anyway, it alone
+  // is refused and the ones behind it are served.
   void finish(std::size_t unit, std::size_t lu) {
     auto waiting = std::move(txns_[lu].waiting);
     txns_.erase(lu);
     while (!waiting.empty()) {
       queued next = std::move(waiting.front());
       waiting.pop_front();
-      start(next.kind, unit, next.source, next.payload);
+      try {
+        start(next.kind, unit, next.source, next.payload);
+      } catch (const std::exception& e) {
+        txns_.erase(lu);
+        rt_.messages().reject("object", next.source, e);
+        continue;
+      }
       const auto still = txns_.find(lu);
       if (still != txns_.end()) {
         for (auto& q : waiting) still->second.waiting.push_back(std::move(q));
@@ -522,45 +576,45 @@ class engine final : public dsm::detail::object_endpoint {
     const std::size_t lu = local_unit(unit);
     const auto t = txns_.find(lu);
     if (t == txns_.end() || !t->second.granted || t->second.requester != from || !payload.empty())
-      throw error(errc::protocol, fmt::format("{}: unexpected 'installed' for unit {}", object_, unit));
+      throw error(errc::protocol, fmt::format("{}: unexpected 'installed' for unit {} from rank {}", object_, unit, from));
     finish(unit, lu);
   }
 
   void home_acknowledged(std::size_t unit, std::uint32_t from, std::span<const std::byte> payload, bool recalled) {
     const std::size_t lu = local_unit(unit);
     const auto found = txns_.find(lu);
-    if (found == txns_.end() || found->second.granted || found->second.awaited == 0 ||
-        (recalled && found->second.recalled_from != static_cast<std::int64_t>(from)))
-      throw error(errc::protocol, fmt::format("{}: unexpected {} for unit {}", object_,
-                                              recalled ? "recalled unit" : "invalidation acknowledgement", unit));
+    // Matched to the transaction, the unit and the sender: an
+    // acknowledgement nobody was asked for completes nothing.
+    const bool expected =
+        found != txns_.end() && !found->second.granted &&
+        (recalled ? found->second.recall_due && found->second.recalled_from == static_cast<std::int64_t>(from)
+                  : std::find(found->second.invalidating.begin(), found->second.invalidating.end(), from) !=
+                        found->second.invalidating.end());
+    if (!expected)
+      throw error(errc::protocol, fmt::format("{}: unexpected {} for unit {} from rank {}", object_,
+                                              recalled ? "recalled unit" : "invalidation acknowledgement", unit, from));
     transaction& t = found->second;
     if (recalled) {
       if (from == me_) {
         if (!payload.empty()) throw error(errc::protocol, fmt::format("{}: home recalled itself with data", object_));
       } else {
-        if (payload.size() != units_.bytes_in(unit))
-          throw error(errc::protocol, fmt::format("{}: recalled unit {} of {} bytes, expected {}", object_, unit,
-                                                  payload.size(), units_.bytes_in(unit)));
-        maintain_.after_transfer_wrote(const_cast<std::byte*>(payload.data()), payload.size());
-        std::memcpy(replica_.unit_data(unit), payload.data(), payload.size());
-        maintain_.before_transfer_reads(replica_.unit_data(unit), payload.size());  // peers may get it directly
+        apply_owner_changes(unit, payload, from, "recalled unit");
       }
-    } else if (!payload.empty()) {
-      throw error(errc::protocol, fmt::format("{}: invalidation acknowledgement with a payload", object_));
+      t.recall_due = false;
+    } else {
+      if (!payload.empty())
+        throw error(errc::protocol,
+                    fmt::format("{}: invalidation acknowledgement for unit {} from rank {} with a payload", object_, unit, from));
+      std::erase(t.invalidating, from);
     }
-    if (--t.awaited == 0) proceed(unit, lu, t);
+    if (!t.awaiting()) proceed(unit, lu, t);
   }
 
   void apply_diff(std::size_t unit, std::size_t lu, std::uint32_t from, std::span<const std::byte> payload,
                   transaction& t) {
     const auto head = head_of<diff_head>(payload, unit, "diff");
     const auto wire = payload.subspan(sizeof head);
-    std::vector<byte_run> runs;
-    try {
-      runs = decode_runs(wire, units_.bytes_in(unit));
-    } catch (const error& e) {
-      throw error(errc::protocol, fmt::format("{}: diff for unit {}: {}", object_, unit, e.message()));
-    }
+    auto runs = decoded_runs(wire, unit, from, "diff");
     if (from != me_) {  // the home's own diff is already in its memory
       // The home writing the same bytes in this interval (not yet diffed)
       // races with this writer.
@@ -591,7 +645,7 @@ class engine final : public dsm::detail::object_endpoint {
     if (from == me_ && interval != twin_interval_.end()) twin_interval_.erase(interval);
     if (written_here.size() == history_limit) written_here.erase(written_here.begin());
     written_here.push_back({++version_[lu], from, acquires_, std::move(runs)});
-    t.awaited = invalidate_sharers(unit, lu, from);
+    invalidate_sharers(unit, lu, from, t);
     if (from != me_) add_sharer(lu, from);
   }
 
@@ -619,6 +673,8 @@ class engine final : public dsm::detail::object_endpoint {
       auto data = payload.subspan(sizeof head);
       maintain_.after_transfer_wrote(const_cast<std::byte*>(data.data()), data.size());
       std::memcpy(replica_.unit_data(unit), data.data(), data.size());
+      // The owner's twin: what it hands back is what differs from this.
+      if (head.state == exclusive) twins_[unit].assign(data.begin(), data.end());
     }
     base_version_[unit] = head.version;
     std::erase(invalidated_, unit);  // older than this copy
@@ -651,17 +707,43 @@ class engine final : public dsm::detail::object_endpoint {
     replica_.set_state(unit, head.to_state);
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (replica_.is_home(unit)) return send(from, unit, k_recalled);
+    std::vector<std::byte> wire;
+    if (!take_changes(unit, wire))
+      throw error(errc::internal, fmt::format("{}: unit {} owned without a twin", object_, unit));
+    maintain_.before_transfer_reads(wire.data(), wire.size());
+    send(from, unit, k_recalled, wire);
+  }
+
+  // Appends the encoded runs where `unit` differs from its twin; the
+  // number of changed bytes, or none without a twin. The twin is dropped
+  // unless `keep_twin`. Worker lock held.
+  std::optional<std::size_t> take_changes(std::size_t unit, std::vector<std::byte>& wire, bool keep_twin = false) {
+    const auto found = twins_.find(unit);
+    if (found == twins_.end()) return std::nullopt;
     const std::byte* data = replica_.unit_data(unit);
-    maintain_.before_transfer_reads(data, units_.bytes_in(unit));
-    send(from, unit, k_recalled, std::span<const std::byte>(data, units_.bytes_in(unit)));
+    const auto runs = changed_runs(data, found->second.data(), found->second.size());
+    encode_runs(runs, data, wire);
+    if (!keep_twin) twins_.erase(found);
+    return run_bytes(runs);
+  }
+
+  // Worker lock held. The home's acknowledgement is matched to this unit.
+  void send_expecting_acknowledgement(std::size_t unit, std::uint8_t k, std::span<const std::byte> wire) {
+    ++acknowledgements_by_unit_[unit];
+    acknowledgements_due_.fetch_add(1, std::memory_order_relaxed);
+    maintain_.before_transfer_reads(wire.data(), wire.size());
+    send(units_.home_of(unit), unit, k, wire);
+    deliver_to_self();
   }
 
   void on_diff_applied(std::size_t unit, std::uint32_t from, std::span<const std::byte> payload) {
     const auto report = head_of<race_report>(payload, unit, "diff acknowledgement");
-    if (from != units_.home_of(unit) || payload.size() != sizeof report || acknowledgements_due_.load() == 0 ||
+    const auto due = acknowledgements_by_unit_.find(unit);
+    if (from != units_.home_of(unit) || payload.size() != sizeof report || due == acknowledgements_by_unit_.end() ||
         report.conflict > 1 ||
         (report.conflict == 1 && (report.other_rank >= rt_.ranks() || report.byte >= units_.bytes_in(unit))))
-      throw error(errc::protocol, fmt::format("{}: unexpected diff acknowledgement for unit {}", object_, unit));
+      throw error(errc::protocol, fmt::format("{}: unexpected diff acknowledgement for unit {} from rank {}", object_, unit, from));
+    if (--due->second == 0) acknowledgements_by_unit_.erase(due);
     if (report.conflict == 1 && race_found_.empty()) race_found_ = race_text(unit, report.byte, report.other_rank, me_);
     acknowledgements_due_.fetch_sub(1, std::memory_order_release);
   }
@@ -696,8 +778,9 @@ class engine final : public dsm::detail::object_endpoint {
   std::vector<std::size_t> dirty_;
   std::vector<std::size_t> invalidated_;
   static constexpr std::size_t no_unit = ~std::size_t{0};
-  std::size_t holding_ = no_unit;  // the unit an exclusive grant is held for, until written
-  std::atomic<std::size_t> acknowledgements_due_{0};
+  std::size_t holding_ = no_unit;  // the unit an exclusive grant is held for, until written (worker lock)
+  std::unordered_map<std::size_t, std::uint32_t> acknowledgements_by_unit_;  // diffs and write-backs unacknowledged (worker lock)
+  std::atomic<std::size_t> acknowledgements_due_{0};  // their total, for the program's thread to wait on
   std::string race_found_;  // reported by a home about this rank's diff
 
   bool concurrent_handlers_;

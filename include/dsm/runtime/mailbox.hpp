@@ -19,7 +19,7 @@ enum class channel : std::uint8_t { collective, rkey_reply, free_ack };
 struct mail_key {
   channel kind;
   std::uint64_t first;   // collective: sequence; rkey_reply: request id; free_ack: segment
-  std::uint64_t second;  // collective: round or tag; free_ack: generation
+  std::uint64_t second;  // collective: round, and the collective's kind above bit 32; free_ack: generation
   std::uint32_t source;
   friend auto operator<=>(const mail_key&, const mail_key&) = default;
 };
@@ -38,6 +38,16 @@ class mailbox {
     auto v = std::move(it->second);
     box_.erase(it);
     return v;
+  }
+  // A waiting message on `kind`'s channel with sequence `first` from
+  // `source` whose `second` fails `fits`: a peer at the same point of the
+  // job doing something else (another collective).
+  template <class Fits>
+  std::optional<mail_key> other_than(channel kind, std::uint64_t first, std::uint32_t source, Fits&& fits) const {
+    const std::lock_guard g{mutex_};
+    for (auto it = box_.lower_bound({kind, first, 0, 0}); it != box_.end() && it->first.kind == kind && it->first.first == first; ++it)
+      if (it->first.source == source && !fits(it->first.second)) return it->first;
+    return std::nullopt;
   }
   std::size_t waiting() const {
     const std::lock_guard g{mutex_};

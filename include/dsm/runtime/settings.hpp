@@ -6,6 +6,8 @@
 //   DSM_STATS     1: print per-rank counters at exit (and per array)
 //   DSM_CHECK_RACES 1: a data race a write_shared home detects is a
 //                 dsm::error on the writer (default: counted and warned)
+//   DSM_MAX_SEGMENT_BYTES  the largest segment (one rank's block of an
+//                 array) this rank maps (default: its physical memory)
 #pragma once
 
 #include <dsm/error.hpp>
@@ -13,6 +15,7 @@
 
 #include <fmt/format.h>
 
+#include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <string_view>
@@ -24,6 +27,7 @@ struct settings {
   transport::progress_mode progress = transport::progress_mode::thread;
   bool stats = false;
   bool check_races = false;
+  std::uint64_t max_segment_bytes = UINT64_MAX;
 
   static settings from_environment() {
     settings s;
@@ -45,6 +49,13 @@ struct settings {
     }
     if (const char* v = std::getenv("DSM_STATS")) s.stats = std::string_view(v) == "1";
     if (const char* v = std::getenv("DSM_CHECK_RACES")) s.check_races = std::string_view(v) == "1";
+    if (const char* v = std::getenv("DSM_MAX_SEGMENT_BYTES")) {
+      char* end = nullptr;
+      const unsigned long long b = std::strtoull(v, &end, 10);
+      if (end == v || *end != '\0' || b == 0)
+        throw error(errc::invalid_argument, fmt::format("DSM_MAX_SEGMENT_BYTES='{}': expected a positive number of bytes", v));
+      s.max_segment_bytes = b;
+    }
     return s;
   }
 

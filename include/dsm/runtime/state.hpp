@@ -11,6 +11,7 @@
 #include <dsm/arch/isa.hpp>
 #include <dsm/detail/calling_rank.hpp>
 #include <dsm/detail/local_segments.hpp>
+#include <dsm/detail/memory_limits.hpp>
 #include <dsm/error.hpp>
 #include <dsm/runtime/bootstrap.hpp>
 #include <dsm/runtime/mailbox.hpp>
@@ -40,7 +41,7 @@
 namespace dsm::detail {
 
 enum message_id : unsigned {
-  msg_collective = 1,    // word: sequence, round/tag, 0
+  msg_collective = 1,    // word: sequence, round, collective kind
   msg_rkey_request = 2,  // word: request id, segment, generation
   msg_rkey_reply = 3,    // word: request id, status, bytes; payload: u64 base + packed rkey
   msg_segment_freed = 4, // word: segment, generation, 0
@@ -48,7 +49,20 @@ enum message_id : unsigned {
   msg_object = 6,        // word: object id, then two words the object defines
 };
 
-enum rkey_status : std::uint64_t { rkey_ok = 0, rkey_stale = 1 };
+// Which collective a message belongs to: a barrier's message never
+// satisfies an allgather, and a rank that finds a peer in another
+// collective at the same point says so.
+enum class collective_kind : std::uint64_t { synchronize = 1, allgather = 2, broadcast = 3 };
+constexpr const char* to_string(collective_kind k) noexcept {
+  switch (k) {
+    case collective_kind::synchronize: return "barrier";
+    case collective_kind::allgather: return "allgather";
+    case collective_kind::broadcast: return "broadcast";
+  }
+  return "an unknown collective";
+}
+
+enum rkey_status : std::uint64_t { rkey_ok = 0, rkey_stale = 1, rkey_refused = 2 /* local only: a malformed reply */ };
 
 // Where a segment lives and how to reach it, as exchanged between ranks.
 struct segment_record {
@@ -121,9 +135,10 @@ class runtime_state {
     set_calling_rank(static_cast<int>(membership_.rank));
     messages_.set_job(membership_.rank, membership_.ranks);
     endpoints_ = std::make_unique<transport::endpoints>(worker_, membership_.addresses);
+    messages_.set_endpoints(endpoints_.get());
     remote_.resize(membership_.ranks);
     worker_.start_progress_thread();
-    learn_isas();
+    learn_peers();
     barrier();  // every rank is wired up and listening before anyone returns
     stats_ = {};
   }
@@ -146,6 +161,7 @@ class runtime_state {
     worker_.stop_progress_thread();
     graveyard_.clear();
     remote_.clear();
+    messages_.set_endpoints(nullptr);
     endpoints_->close_all();
     for (std::size_t id = 0; id < slots_.size(); ++id)
       if (slots_[id].live) local_segments().retire(static_cast<std::uint16_t>(id));
@@ -164,6 +180,8 @@ class runtime_state {
   const settings& config() const noexcept { return settings_; }
   // Sequence number the next collective on this rank will carry.
   std::uint64_t next_collective() const noexcept { return next_collective_.load(); }
+  // Id the next key request will carry (for tests of forged replies).
+  std::uint64_t next_request_id() const noexcept { return next_request_.load(); }
 
   // ---- ordering and collectives -------------------------------------
 
@@ -193,10 +211,8 @@ class runtime_state {
     const std::uint64_t seq = next_collective_++;
     const std::uint32_t n = ranks(), me = rank();
     for (std::uint64_t round = 0, distance = 1; distance < n; ++round, distance <<= 1) {
-      messages_.send(*endpoints_, static_cast<std::uint32_t>((me + distance) % n), msg_collective,
-                     {0, 0, {seq, round, 0}});
-      await({channel::collective, seq, round, static_cast<std::uint32_t>((me + n - distance) % n)},
-            [&] { return fmt::format("synchronisation {} (round {}, from rank {})", seq, round, (me + n - distance) % n); });
+      send_collective(static_cast<std::uint32_t>((me + distance) % n), collective_kind::synchronize, seq, round);
+      await_collective(collective_kind::synchronize, seq, round, static_cast<std::uint32_t>((me + n - distance) % n));
     }
   }
 
@@ -250,11 +266,11 @@ class runtime_state {
     const std::uint64_t seq = next_collective_++;
     ++stats_.collectives;
     for (std::uint32_t r = 0; r < ranks(); ++r)
-      if (r != rank()) messages_.send(*endpoints_, r, msg_collective, {0, 0, {seq, 0, 0}}, mine);
+      if (r != rank()) send_collective(r, collective_kind::allgather, seq, 0, mine);
     std::vector<std::vector<std::byte>> all(ranks());
     for (std::uint32_t r = 0; r < ranks(); ++r)
       all[r] = r == rank() ? std::vector<std::byte>(mine.begin(), mine.end())
-                           : await({channel::collective, seq, 0, r}, [&] { return fmt::format("allgather {} from rank {}", seq, r); });
+                           : await_collective(collective_kind::allgather, seq, 0, r);
     return all;
   }
 
@@ -265,16 +281,18 @@ class runtime_state {
     ++stats_.collectives;
     if (rank() == root) {
       for (std::uint32_t r = 0; r < ranks(); ++r)
-        if (r != root) messages_.send(*endpoints_, r, msg_collective, {0, 0, {seq, 0, 0}}, data);
+        if (r != root) send_collective(r, collective_kind::broadcast, seq, 0, data);
       return {data.begin(), data.end()};
     }
-    return await({channel::collective, seq, 0, root}, [&] { return fmt::format("broadcast {} from rank {}", seq, root); });
+    return await_collective(collective_kind::broadcast, seq, 0, root);
   }
 
   // ---- segments -------------------------------------------------------
 
-  // Maps `bytes` of registered, zeroed memory homed here.
+  // Maps `bytes` of registered, zeroed memory homed here; a size past what
+  // this machine can hold is refused before anything is mapped.
   segment_address allocate(std::uint64_t bytes) {
+    check_segment_size(bytes);
     std::uint16_t id;
     {
       const auto g = worker_.lock();
@@ -291,11 +309,20 @@ class runtime_state {
     return {rank(), id, slots_[id].generation};
   }
 
+  // The largest segment rank r can map (learnt at start-up).
+  std::uint64_t segment_limit_of(std::uint32_t r) const { return peers_.at(r).segment_limit; }
+
   // Collective: one segment of `bytes` per rank, every rank's key known to
   // every rank at once. Returns the segments in rank order.
   std::vector<segment_address> allocate_collective(std::uint64_t bytes) {
     // Every rank must ask for the same size: checked, since a mismatch
-    // would silently make some blocks shorter than others think.
+    // would silently make some blocks shorter than others think. A size
+    // some rank cannot map is refused by every rank alike, up front.
+    for (std::uint32_t r = 0; r < ranks(); ++r)
+      if (bytes > segment_limit_of(r))
+        throw error(errc::invalid_argument,
+                    fmt::format("allocate_collective of {} bytes per rank: rank {} can map at most {} bytes", bytes, r,
+                                segment_limit_of(r)));
     const auto mine = allocate(bytes);
     std::vector<std::byte> record_bytes(sizeof(segment_record));
     {
@@ -315,9 +342,12 @@ class runtime_state {
       segment_record rec;
       if (all[r].size() < sizeof rec) throw error(errc::protocol, fmt::format("segment record of {} bytes from rank {}", all[r].size(), r));
       std::memcpy(&rec, all[r].data(), sizeof rec);
-      if (rec.bytes != bytes && mismatch.empty())
-        mismatch = fmt::format("rank {} asked for {} bytes per rank, rank {} for {}", r, rec.bytes, rank(), bytes);
       result[r] = {r, rec.segment, rec.generation};
+      if (rec.bytes != bytes) {
+        if (mismatch.empty())
+          mismatch = fmt::format("rank {} asked for {} bytes per rank, rank {} for {}", r, rec.bytes, rank(), bytes);
+        continue;  // never installed: its size is not the one this rank uses
+      }
       if (r != rank()) {
         const auto g = worker_.lock();
         install_remote(r, rec, std::span(all[r]).subspan(sizeof rec));
@@ -409,6 +439,36 @@ class runtime_state {
 #endif
   }
 
+  static std::uint64_t collective_slot(collective_kind k, std::uint64_t round) noexcept {
+    return round | (static_cast<std::uint64_t>(k) << 32);
+  }
+  void send_collective(std::uint32_t to, collective_kind k, std::uint64_t seq, std::uint64_t round,
+                       std::span<const std::byte> payload = {}) {
+    messages_.send(*endpoints_, to, msg_collective, {0, 0, {seq, round, static_cast<std::uint64_t>(k)}}, payload);
+  }
+  // A peer's part of collective `seq`; a peer found in another collective
+  // at that point (a barrier against an allgather, say) is an error on
+  // this rank, not a hang and never a wrong result.
+  std::vector<std::byte> await_collective(collective_kind k, std::uint64_t seq, std::uint64_t round,
+                                                  std::uint32_t from) {
+    const mail_key key{channel::collective, seq, collective_slot(k, round), from};
+    std::optional<std::vector<std::byte>> got;
+    std::optional<mail_key> other;
+    worker_.wait_until(
+        [&] {
+          if ((got = mail_.take(key))) return true;
+          other = mail_.other_than(channel::collective, seq, from, [&](std::uint64_t slot) { return slot >> 32 == static_cast<std::uint64_t>(k); });
+          return other.has_value();
+        },
+        worker_.timeout(),
+        [&] { return fmt::format("{} {} (round {}) from rank {}", to_string(k), seq, round, from); });
+    if (!got)
+      throw error(errc::collective_mismatch,
+                  fmt::format("collective {}: this rank is in {}, rank {} in {}", seq, to_string(k), from,
+                              to_string(static_cast<collective_kind>(other->second >> 32))));
+    return std::move(*got);
+  }
+
   template <class Describe>
   std::vector<std::byte> await(const mail_key& key, Describe&& describe) {
     std::optional<std::vector<std::byte>> got;
@@ -446,19 +506,30 @@ class runtime_state {
         transport::remote_key(worker_, (*endpoints_)[target], packed_rkey, static_cast<int>(target))});
   }
 
+  void check_segment_size(std::uint64_t bytes) const {
+    const auto room = mappable_now(segment_limit_of(rank()));
+    if (bytes > room.bytes)
+      throw error(errc::invalid_argument, fmt::format("allocation of {} bytes on rank {}: more than {} ({} bytes)",
+                                                      bytes, rank(), room.what, room.bytes));
+  }
+
   void fetch_remote(std::uint32_t target, std::uint16_t id, std::uint8_t generation, const char* operation) {
     const std::uint64_t request = next_request_++;
     {
       const std::lock_guard g{pending_mutex_};
-      pending_rkeys_.insert(request);
+      pending_rkeys_.emplace(request, pending_rkey{target, id, generation});
     }
     messages_.send(*endpoints_, target, msg_rkey_request, {0, 0, {request, id, generation}});
     ++stats_.rkey_fetches;
     const auto reply = await({channel::rkey_reply, request, 0, target},
                              [&] { return fmt::format("the key of segment {} from rank {} ({})", id, target, operation); });
-    // The handler checked the layout: status, then the record and key.
+    // The handler checked the reply against the request: status, then the
+    // record and key.
     std::uint64_t status;
     std::memcpy(&status, reply.data(), sizeof status);
+    if (status == rkey_refused)
+      throw error(errc::protocol, fmt::format("{}: rank {} answered the key request for segment {} with a malformed "
+                                              "reply", operation, target, id));
     if (status != rkey_ok) throw stale(operation, target, id, generation);
     segment_record rec;
     std::memcpy(&rec, reply.data() + sizeof status, sizeof rec);
@@ -466,19 +537,36 @@ class runtime_state {
     install_remote(target, rec, std::span(reply).subspan(sizeof status + sizeof rec));
   }
 
-  void learn_isas() {
-    const auto mine = static_cast<std::uint32_t>(arch::host_isa);
+  // What every rank says of itself at start-up: its ISA and the largest
+  // segment it can map (a key reply claiming more is refused).
+  struct peer_record {
+    std::uint32_t isa;
+    std::uint32_t reserved;
+    std::uint64_t segment_limit;
+  };
+  static_assert(sizeof(peer_record) == 16 && std::is_trivially_copyable_v<peer_record>);
+  struct peer {
+    arch::isa isa;
+    std::uint64_t segment_limit;
+  };
+
+  void learn_peers() {
+    const peer_record mine{static_cast<std::uint32_t>(arch::host_isa), 0, segment_limit(settings_)};
     std::vector<std::byte> record(sizeof mine);
     std::memcpy(record.data(), &mine, sizeof mine);
     const auto all = allgather(record);
+    peers_.clear();
     isas_.clear();
     for (std::uint32_t r = 0; r < ranks(); ++r) {
-      std::uint32_t code = 0;
-      if (all[r].size() != sizeof code) throw error(errc::protocol, fmt::format("an ISA record of {} bytes from rank {}", all[r].size(), r));
-      std::memcpy(&code, all[r].data(), sizeof code);
-      if (code > static_cast<std::uint32_t>(arch::isa::other))
-        throw error(errc::protocol, fmt::format("rank {} names ISA {}, unknown here", r, code));
-      isas_.push_back(static_cast<arch::isa>(code));
+      peer_record rec;
+      if (all[r].size() != sizeof rec)
+        throw error(errc::protocol, fmt::format("a start-up record of {} bytes from rank {}", all[r].size(), r));
+      std::memcpy(&rec, all[r].data(), sizeof rec);
+      if (rec.isa > static_cast<std::uint32_t>(arch::isa::other) || rec.reserved != 0 || rec.segment_limit == 0)
+        throw error(errc::protocol, fmt::format("rank {} names ISA {} and a segment limit of {} bytes", r, rec.isa,
+                                                rec.segment_limit));
+      peers_.push_back({static_cast<arch::isa>(rec.isa), rec.segment_limit});
+      isas_.push_back(static_cast<arch::isa>(rec.isa));
     }
   }
 
@@ -487,9 +575,12 @@ class runtime_state {
       const std::uint64_t seq = h.word[0], next = next_collective_.load();
       if (seq + 1 < next || seq >= next + (1u << 20))
         throw error(errc::protocol, fmt::format("collective {} while this rank is at {}", seq, next));
-      if (h.word[1] >= 64 || h.word[2] != 0)
-        throw error(errc::protocol, fmt::format("collective round {} / reserved {}", h.word[1], h.word[2]));
-      if (!mail_.deposit({channel::collective, seq, h.word[1], h.source_rank}, payload))
+      if (h.word[1] >= 64 || h.word[2] < static_cast<std::uint64_t>(collective_kind::synchronize) ||
+          h.word[2] > static_cast<std::uint64_t>(collective_kind::broadcast) ||
+          (h.word[2] != static_cast<std::uint64_t>(collective_kind::synchronize) && h.word[1] != 0))
+        throw error(errc::protocol, fmt::format("collective round {} of kind {}", h.word[1], h.word[2]));
+      const auto kind = static_cast<collective_kind>(h.word[2]);
+      if (!mail_.deposit({channel::collective, seq, collective_slot(kind, h.word[1]), h.source_rank}, payload))
         throw error(errc::protocol, fmt::format("duplicate collective {} round {}", seq, h.word[1]));
     });
     messages_.on(msg_rkey_request, "rkey request", [this](const transport::message_header& h, std::span<const std::byte> payload) {
@@ -512,24 +603,28 @@ class runtime_state {
       messages_.send(*endpoints_, h.source_rank, msg_rkey_reply, {0, 0, {h.word[0], status, 0}}, reply);
     });
     messages_.on(msg_rkey_reply, "rkey reply", [this](const transport::message_header& h, std::span<const std::byte> payload) {
+      // Only the rank asked can answer, and only once; a reply claiming to
+      // come from another rank leaves the request waiting for the real one.
+      pending_rkey asked;
       {
         const std::lock_guard g{pending_mutex_};
-        if (pending_rkeys_.erase(h.word[0]) == 0)
+        const auto found = pending_rkeys_.find(h.word[0]);
+        if (found == pending_rkeys_.end())
           throw error(errc::protocol, fmt::format("unsolicited rkey reply {}", h.word[0]));
+        if (found->second.target != h.source_rank)
+          throw error(errc::protocol, fmt::format("rkey reply {} for a request to rank {}", h.word[0], found->second.target));
+        asked = found->second;
+        pending_rkeys_.erase(found);
       }
-      constexpr std::size_t fixed = sizeof(std::uint64_t) + sizeof(segment_record);
-      std::uint64_t status = ~0ull;
-      if (payload.size() >= sizeof status) std::memcpy(&status, payload.data(), sizeof status);
-      const bool well_formed = payload.size() >= fixed && status == h.word[1] && (status == rkey_ok || status == rkey_stale) &&
-                               (status != rkey_ok || payload.size() > fixed) &&
-                               payload.size() <= fixed + rendezvous::max_address_bytes;
-      if (!well_formed) {
-        // Still wake the waiter, with "stale": it must not hang on garbage.
-        std::vector<std::byte> refusal(fixed);
-        const std::uint64_t stale_status = rkey_stale;
-        std::memcpy(refusal.data(), &stale_status, sizeof stale_status);
+      const auto problem = rkey_reply_problem(asked, h, payload);
+      if (!problem.empty()) {
+        // Still wake the waiter, with a refusal: it must not hang on garbage.
+        std::vector<std::byte> refusal(sizeof(std::uint64_t) + sizeof(segment_record));
+        const std::uint64_t refused = rkey_refused;
+        std::memcpy(refusal.data(), &refused, sizeof refused);
         mail_.deposit({channel::rkey_reply, h.word[0], 0, h.source_rank}, refusal);
-        throw error(errc::protocol, fmt::format("rkey reply {} of {} bytes with status {}", h.word[0], payload.size(), status));
+        throw error(errc::protocol, fmt::format("rkey reply {} for segment {} generation {}: {}", h.word[0],
+                                                asked.segment, unsigned{asked.generation}, problem));
       }
       mail_.deposit({channel::rkey_reply, h.word[0], 0, h.source_rank}, payload);
     });
@@ -560,17 +655,55 @@ class runtime_state {
     });
   }
 
+  struct pending_rkey {
+    std::uint32_t target;
+    std::uint16_t segment;
+    std::uint8_t generation;
+  };
+
+ public:
+  // What is wrong with a key reply to request `asked`, or nothing: every
+  // field is checked against the request and what the responder said of
+  // itself at start-up. (Static in what it reads, for the fuzzer.)
+  std::string rkey_reply_problem(const pending_rkey& asked, const transport::message_header& h,
+                                 std::span<const std::byte> payload) const {
+    return check_rkey_reply(asked.segment, asked.generation, segment_limit_of(asked.target), h, payload);
+  }
+  static std::string check_rkey_reply(std::uint16_t segment, std::uint8_t generation, std::uint64_t limit,
+                                      const transport::message_header& h, std::span<const std::byte> payload) {
+    constexpr std::size_t fixed = sizeof(std::uint64_t) + sizeof(segment_record);
+    if (payload.size() < fixed || payload.size() > fixed + rendezvous::max_address_bytes)
+      return fmt::format("{} bytes", payload.size());
+    std::uint64_t status;
+    std::memcpy(&status, payload.data(), sizeof status);
+    if (status != h.word[1] || (status != rkey_ok && status != rkey_stale) || h.word[2] != 0)
+      return fmt::format("status {} (header {}, reserved {})", status, h.word[1], h.word[2]);
+    if (status == rkey_stale) return payload.size() == fixed ? std::string() : "a stale reply with a key";
+    segment_record rec;
+    std::memcpy(&rec, payload.data() + sizeof status, sizeof rec);
+    if (payload.size() == fixed) return "no key";
+    if (rec.segment != segment || rec.generation != generation)
+      return fmt::format("a record of segment {} generation {}", rec.segment, unsigned{rec.generation});
+    if (rec.bytes > limit || rec.base + rec.bytes < rec.base)
+      return fmt::format("a segment of {} bytes at {:#x}, where that rank maps at most {}", rec.bytes, rec.base, limit);
+    if (std::any_of(std::begin(rec.reserved), std::end(rec.reserved), [](std::uint8_t b) { return b != 0; }))
+      return "reserved bytes set";
+    return {};
+  }
+
+ private:
   settings settings_;
   transport::worker worker_;
   transport::active_messages messages_;
   membership membership_;
   std::vector<arch::isa> isas_;  // by rank
+  std::vector<peer> peers_;      // by rank
   std::unique_ptr<transport::endpoints> endpoints_;
   mailbox mail_;
   std::atomic<std::uint64_t> next_collective_{0};
   std::atomic<std::uint64_t> next_request_{1};
   std::mutex pending_mutex_;
-  std::set<std::uint64_t> pending_rkeys_;
+  std::map<std::uint64_t, pending_rkey> pending_rkeys_;
   std::deque<local_segment> slots_;  // deque: growing never moves a slot
   std::deque<std::uint16_t> free_slots_;
   std::vector<std::vector<std::unique_ptr<remote_segment>>> remote_;

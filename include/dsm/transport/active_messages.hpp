@@ -1,8 +1,9 @@
 // Active messages: a fixed-layout header (the same bytes on every ISA) and
 // an optional payload, dispatched to a handler registered per message id.
 // Nothing received is trusted: the header's length, magic and source rank
-// are checked here, the handler checks the rest and throws errc::protocol to
-// reject. A rejected message is dropped, counted and reported on stderr;
+// are checked here (the claimed source must be the rank whose endpoint the
+// message came through: UCX names it as the reply endpoint), the handler
+// checks the rest and throws errc::protocol to reject. A rejected message is dropped, counted and reported on stderr;
 // it never reaches the program's data.
 #pragma once
 
@@ -52,6 +53,9 @@ class active_messages {
     rank_ = rank;
     ranks_ = ranks;
   }
+  // Once wired up: from then on a message's claimed source rank must match
+  // the endpoint it arrived through.
+  void set_endpoints(const endpoints* eps) noexcept { endpoints_ = eps; }
   active_messages(const active_messages&) = delete;
   active_messages& operator=(const active_messages&) = delete;
 
@@ -83,7 +87,7 @@ class active_messages {
     send_bytes(eps[to], static_cast<int>(to), id, header, payload);
   }
 
-  std::uint64_t rejected() const noexcept { return rejected_.load(); }
+  std::uint64_t rejected() const noexcept { return rejected_.load(std::memory_order_acquire); }
   std::uint64_t received() const noexcept { return received_.load(); }
   std::uint64_t sent() const noexcept { return sent_.load(); }
   std::string last_rejection() const {
@@ -114,7 +118,9 @@ class active_messages {
     if (!payload.empty()) std::memcpy(out->bytes.get() + header.size(), payload.data(), payload.size());
     ucp_request_param_t param{};
     param.op_attr_mask = UCP_OP_ATTR_FIELD_CALLBACK | UCP_OP_ATTR_FIELD_USER_DATA | UCP_OP_ATTR_FIELD_FLAGS;
-    param.flags = UCP_AM_SEND_FLAG_EAGER;  // the receiver gets the whole message in its callback
+    // Eager: the receiver gets the whole message in its callback. Reply:
+    // it learns the endpoint the message came through.
+    param.flags = UCP_AM_SEND_FLAG_EAGER | UCP_AM_SEND_FLAG_REPLY;
     param.cb.send = &sent_callback;
     param.user_data = out;
     ucs_status_ptr_t req;
@@ -155,6 +161,11 @@ class active_messages {
       if (h.magic != message_magic) throw error(errc::protocol, fmt::format("bad magic {:#x}", h.magic));
       if (h.source_rank >= self.ranks_)
         throw error(errc::protocol, fmt::format("source rank {} of a {}-rank job", h.source_rank, self.ranks_));
+      if (self.endpoints_ != nullptr && h.source_rank != self.rank_ &&
+          (!(param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) ||
+           param->reply_ep != (*self.endpoints_)[h.source_rank]))
+        throw error(errc::protocol, fmt::format("a message claiming to come from rank {} arrived through another "
+                                                "rank's endpoint", h.source_rank));
       source = h.source_rank;
       if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV)
         throw error(errc::protocol, "rendezvous data where dsm sends only eager messages");
@@ -170,20 +181,25 @@ class active_messages {
  public:
   // For a message a handler kept to handle later (and found malformed then):
   // counted and reported like one refused on arrival.
+  // The text is stored before the count rises: whoever sees the count
+  // (acquire) finds the text of that rejection or a later one.
   void reject(std::string_view kind, std::uint32_t source, const std::exception& e) {
-    ++rejected_;
     const std::string from = source == ~0u ? std::string("an unknown sender") : fmt::format("rank {}", source);
     const auto* de = dynamic_cast<const error*>(&e);
     std::string text = fmt::format("rejected a malformed '{}' message from {}: {}", kind, from,
                                    de ? std::string_view(de->message()) : std::string_view(e.what()));
     fmt::print(stderr, "dsm: rank {}: {}\n", rank_, text);
-    const std::lock_guard g{rejection_mutex_};
-    last_rejection_ = std::move(text);
+    {
+      const std::lock_guard g{rejection_mutex_};
+      last_rejection_ = std::move(text);
+    }
+    rejected_.fetch_add(1, std::memory_order_release);
   }
 
 
  private:
   worker& worker_;
+  const endpoints* endpoints_ = nullptr;
   std::uint32_t rank_ = 0;
   std::uint32_t ranks_ = 0;
   std::map<unsigned, std::unique_ptr<registration>> handlers_;

@@ -81,7 +81,7 @@ class future {
   future() = default;
   future(future&& o) noexcept
       : worker_(o.worker_), request_(std::exchange(o.request_, nullptr)), buffer_(std::exchange(o.buffer_, nullptr)),
-        label_(o.label_) {}
+        label_(o.label_), abandoned_(o.abandoned_) {}
   future& operator=(future&& o) noexcept {
     if (this != &o) {
       release();
@@ -89,6 +89,7 @@ class future {
       request_ = std::exchange(o.request_, nullptr);
       buffer_ = std::exchange(o.buffer_, nullptr);
       label_ = o.label_;
+      abandoned_ = o.abandoned_;
     }
     return *this;
   }
@@ -106,10 +107,24 @@ class future {
     return request_done();
   }
 
+  // Past DSM_TIMEOUT, errc::timeout; the request is then abandoned to the
+  // worker's quarantine with its buffer (UCX cannot cancel a one-sided
+  // operation, and a late reply must not land in a buffer reused by a
+  // later operation), and this future is empty: never waited on again.
+  // The destination of an rget into the caller's memory may still be
+  // written by such a late reply.
   T wait() {
+    if (abandoned_)
+      throw error(errc::invalid_argument,
+                  fmt::format("{} rank {}: waited on again after it timed out", label_.operation, label_.peer));
     if (request_) {
-      worker_->wait_until([this] { return request_done(); }, worker_->timeout(),
-                          [this] { return fmt::format("{} rank {}", label_.operation, label_.peer); });
+      try {
+        worker_->wait_until([this] { return request_done(); }, worker_->timeout(),
+                            [this] { return fmt::format("{} rank {}", label_.operation, label_.peer); });
+      } catch (...) {
+        abandon();
+        throw;
+      }
       finish_request();
     }
     if constexpr (!std::is_void_v<T>) {
@@ -147,6 +162,12 @@ class future {
     if (status != UCS_OK) transport::throw_status(status, label_.operation, label_.peer);
   }
 
+  void abandon() noexcept {
+    abandoned_ = true;
+    worker_->quarantine({std::exchange(request_, nullptr), std::exchange(buffer_, nullptr),
+                         [](void* b) noexcept { delete static_cast<detail::op_buffer*>(b); }});
+  }
+
   void release() noexcept {
     if (request_) {
       try {
@@ -162,6 +183,7 @@ class future {
   void* request_ = nullptr;
   detail::op_buffer* buffer_ = nullptr;
   detail::op_label label_;
+  bool abandoned_ = false;  // timed out: its request and buffer belong to the quarantine
 };
 
 }  // namespace dsm

@@ -61,6 +61,10 @@ class worker {
 
   ~worker() {
     stop_progress_thread();
+    // Endpoints are closed by now, which completes (cancels) what they
+    // carried; a request UCX still holds keeps its buffer: leaked, never
+    // handed to anyone else.
+    for (int round = 0; round < 100 && !quarantined_.empty(); ++round) progress();
     ucp_worker_destroy(worker_);
     ucp_cleanup(context_);
   }
@@ -102,7 +106,27 @@ class worker {
 
   unsigned progress() {
     const guard g{*this};
-    return ucp_worker_progress(worker_);
+    const unsigned events = ucp_worker_progress(worker_);
+    if (!quarantined_.empty()) reap_quarantined();
+    return events;
+  }
+
+  // A request whose waiter gave up (a timeout): UCX may still complete it
+  // into `buffer` (a late reply), so neither is reused before it does. The
+  // worker frees both once UCX is done, whichever thread progresses; they
+  // are never waited on again.
+  struct abandoned {
+    void* request;
+    void* buffer;                        // may be null
+    void (*dispose)(void*) noexcept;     // frees `buffer`
+  };
+  void quarantine(abandoned a) {
+    const guard g{*this};
+    quarantined_.push_back(a);
+  }
+  std::size_t quarantined() const {
+    const guard g{*this};
+    return quarantined_.size();
   }
 
   // Progresses until done() holds; past `limit`, a dsm::error naming what
@@ -142,6 +166,16 @@ class worker {
   }
 
  private:
+  // Worker lock held.
+  void reap_quarantined() noexcept {
+    std::erase_if(quarantined_, [](const abandoned& a) {
+      if (ucp_request_check_status(a.request) == UCS_INPROGRESS) return false;
+      ucp_request_free(a.request);
+      if (a.buffer != nullptr) a.dispose(a.buffer);
+      return true;
+    });
+  }
+
   void run_progress_thread(int worker_fd) {
     pollfd fds[2] = {{worker_fd, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
     for (;;) {
@@ -150,6 +184,7 @@ class worker {
         const guard g{*this};
         while (ucp_worker_progress(worker_) != 0) {
         }
+        if (!quarantined_.empty()) reap_quarantined();
         armed = ucp_worker_arm(worker_);
       }
       if (armed == UCS_ERR_BUSY) continue;  // events arrived meanwhile
@@ -167,6 +202,7 @@ class worker {
   mutable std::recursive_mutex mutex_;  // a message handler, run inside progress, may send
   std::thread progress_thread_;
   int stop_fd_ = -1;
+  std::vector<abandoned> quarantined_;  // under the worker lock
 };
 
 }  // namespace dsm::transport

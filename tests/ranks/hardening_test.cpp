@@ -1,0 +1,346 @@
+// Regression tests for lost writes and for messages that must never be
+// trusted (argv[1] picks the case; each names the ranks and progress mode
+// it needs in tests/ranks/meson.build):
+//
+//   home-writes      single_writer keeps the home's local() writes when the
+//                    unit comes back by write-back or by recall
+//   stray-ack        an invalidation acknowledgement from a rank never asked
+//                    completes nothing; nor does a diff acknowledgement for
+//                    another unit
+//   queued-request   a malformed request queued behind a transaction is
+//                    refused alone; the honest request behind it is served
+//   forged-rkey      a key reply from a rank that was not asked, or claiming
+//                    to come from another rank, is refused; the real one is
+//                    used
+//   timed-out-get    a get that timed out never lands in a later result
+//   unwinding        destructors run no collective while an exception unwinds
+//   mismatch         a barrier against an allgather is an error on both ranks
+#include "check.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+auto& rt() { return dsm::detail::rt(); }
+
+// The engine's message kinds (coherence/engine.hpp) and interval stamp.
+constexpr std::uint64_t k_invalidated = 6, k_diff_applied = 10;
+std::uint64_t stamp(std::uint64_t kind, std::uint64_t interval) { return kind | (interval << 8); }
+
+double now_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// A collective that is not a barrier: orders the steps of a case without
+// dropping any cached copy.
+void step() { (void)dsm::allreduce(0); }
+
+// Waits (progressing) until `rejected` grew by `count`; returns the last text.
+std::string await_rejections(std::uint64_t before, std::uint64_t count) {
+  rt().worker().wait_until([&] { return rt().messages().rejected() >= before + count; }, 30s,
+                           [&] { return fmt::format("{} rejection(s)", count); });
+  return rt().messages().last_rejection();
+}
+
+// Sleeps without calling into dsm: with DSM_PROGRESS=poll nothing of this
+// rank is served meanwhile.
+void stall(std::chrono::duration<double> d) { std::this_thread::sleep_for(d); }
+
+// Issue 12.1: rank 1 takes unit 0 (elements 0..127, homed on rank 0) by
+// writing a[1]; then the home writes local()[0]; with 3+ ranks rank 2 then
+// reads the unit (a recall) and writes a[2] (ownership moves on). Every
+// element had one writer: all of them survive the barrier.
+void home_writes() {
+  const int me = dsm::rank(), p = dsm::ranks();
+  const std::size_t per_rank = 128;  // 1 KiB of int64: one unit per rank
+  for (int round = 0; round < 3; ++round) {
+    dsm::shared_array<std::int64_t, dsm::single_writer> a(per_rank * static_cast<std::size_t>(p), dsm::block, "homed");
+    if (me == 1) a[1] = 111;
+    step();
+    if (me == 0) a.local()[0] = 42;
+    step();
+    if (p >= 3) {
+      if (me == 2) {
+        CHECK_EQ(a[0].get(), 42);  // the recall brought rank 1's bytes only
+        CHECK_EQ(a[1].get(), 111);
+        a[2] = 222;
+      }
+      step();
+      if (me == 0) CHECK_EQ(a.local()[0], 42);  // before any barrier
+      if (me == 0) a.local()[3] = 333;          // while rank 2 owns the unit
+      step();
+    }
+    if (round == 1) {
+      // The same through a lock instead of collectives: the owner's
+      // changes go home when the next holder reads.
+      dsm::lock l;
+      if (me == 1) {
+        std::scoped_lock g(l);
+        a[4] = 444;
+      }
+      step();
+      if (me == 0) a.local()[5] = 555;
+      step();
+      if (me == 0) {
+        std::scoped_lock g(l);
+        CHECK_EQ(a[4].get(), 444);
+      }
+      step();
+    }
+    dsm::barrier();
+    CHECK_EQ(a[0].get(), 42);
+    CHECK_EQ(a[1].get(), 111);
+    if (p >= 3) {
+      CHECK_EQ(a[2].get(), 222);
+      CHECK_EQ(a[3].get(), 333);
+    }
+    if (round == 1) {
+      CHECK_EQ(a[4].get(), 444);
+      CHECK_EQ(a[5].get(), 555);
+    }
+    if (me == 0) CHECK_EQ(a.local()[0], 42);
+    std::size_t others = 0;
+    for (std::size_t i = 6; i < a.size(); ++i) others += a[i] != 0;
+    CHECK_EQ(others, 0u);
+    const auto sent = dsm::allreduce(a.policy_state().stats().write_back_bytes);
+    CHECK(sent <= 3 * sizeof(std::int64_t));  // what the owners changed, not whole units
+    dsm::barrier();
+  }
+}
+
+// Issue 12.4, invalidations: the home (rank 0) writes a unit that ranks 1
+// and 2 hold; rank 1 stalls before acknowledging, rank 2 acknowledges and
+// then sends a second, stray acknowledgement. The home must wait for rank 1.
+void stray_invalidation_ack() {
+  const int me = dsm::rank();
+  dsm::shared_array<std::uint64_t, dsm::single_writer> a(64 * static_cast<std::size_t>(dsm::ranks()), dsm::block,
+                                                         dsm::unit_size{64}, "acknowledged");
+  dsm::barrier();  // interval 1
+  if (me == 1 || me == 2) CHECK_EQ(a[0].get(), 0u);  // both hold unit 0
+  const std::uint64_t before = rt().messages().rejected();
+  step();
+  double written = 0, woke = 0;
+  if (me == 0) {
+    a[0] = 5;  // invalidates ranks 1 and 2, then waits for both
+    written = now_seconds();
+  } else if (me == 1) {
+    stall(1500ms);
+    woke = now_seconds();
+  } else if (me == 2) {
+    auto& s = a.policy_state().stats();
+    rt().worker().wait_until([&] { return s.invalidations_received.load() == 1; }, 30s,
+                             [] { return std::string("the invalidation"); });
+    rt().send_to_object(0, a.layout().object_id, 0, stamp(k_invalidated, 1));
+  }
+  if (me == 0) {
+    const auto text = await_rejections(before, 1);
+    CHECK(text.find("invalidation acknowledgement for unit 0 from rank 2") != std::string::npos);
+  }
+  const auto written_at = dsm::allreduce(written, dsm::max{}), woke_at = dsm::allreduce(woke, dsm::max{});
+  CHECK(written_at >= woke_at);  // the write was granted only after rank 1 acknowledged
+  dsm::barrier();
+  CHECK_EQ(a[0].get(), 5u);
+}
+
+// Issue 12.4, diff acknowledgements: rank 1 releases a lock after writing
+// a unit of rank 2 (which stalls), so its unlock waits for rank 2 to apply
+// the diff; meanwhile rank 0 acknowledges a diff of its own unit that rank
+// 1 never sent. The unlock must not end before rank 2 woke.
+void stray_diff_ack() {
+  const int me = dsm::rank();
+  dsm::shared_array<std::uint64_t, dsm::write_shared> a(8 * static_cast<std::size_t>(dsm::ranks()), dsm::block,
+                                                        dsm::unit_size{64}, "diffed");
+  dsm::lock l;
+  dsm::barrier();  // interval 1
+  const std::uint64_t before = rt().messages().rejected();
+  if (me == 1) l.lock();
+  step();
+  double released = 0, woke = 0;
+  if (me == 1) {
+    a[16] = 9;  // unit 2, homed on rank 2
+    l.unlock();  // sends the diff and waits for its acknowledgement
+    released = now_seconds();
+    const auto text = await_rejections(before, 1);
+    CHECK(text.find("diff acknowledgement for unit 0 from rank 0") != std::string::npos);
+  } else if (me == 2) {
+    stall(1500ms);
+    woke = now_seconds();
+  } else if (me == 0) {
+    stall(300ms);
+    const std::vector<std::byte> clean(16);  // race_report: no conflict
+    rt().send_to_object(1, a.layout().object_id, 0, stamp(k_diff_applied, 1), clean);
+  }
+  CHECK(dsm::allreduce(released, dsm::max{}) >= dsm::allreduce(woke, dsm::max{}));
+  dsm::barrier();
+  CHECK_EQ(a[16].get(), 9u);
+}
+
+// Issue 12.6: rank 1 owns unit 0 and stalls; rank 2's read waits for the
+// recall; rank 3 sends a malformed read (with a payload) and then an honest
+// one, both queued behind the transaction. Only the malformed one is lost.
+void queued_request() {
+  const int me = dsm::rank();
+  dsm::shared_array<std::uint64_t, dsm::single_writer> a(8 * static_cast<std::size_t>(dsm::ranks()), dsm::block,
+                                                         dsm::unit_size{64}, "queued");
+  dsm::barrier();  // interval 1
+  const std::uint64_t before = rt().messages().rejected();
+  if (me == 1) a[1] = 11;
+  step();
+  if (me == 1) stall(1500ms);
+  if (me == 2) CHECK_EQ(a[2].get(), 0u);
+  if (me == 3) {
+    stall(300ms);
+    const std::vector<std::byte> junk(8);
+    rt().send_to_object(0, a.layout().object_id, 0, stamp(1 /* read */, 1), junk);
+    CHECK_EQ(a[1].get(), 11u);  // served, not dropped with the malformed one
+  }
+  if (me == 0) {
+    const auto text = await_rejections(before, 1);
+    CHECK(text.find("from rank 3") != std::string::npos);
+    CHECK(text.find("with a payload") != std::string::npos);
+  }
+  dsm::barrier();
+  CHECK_EQ(a[1].get(), 11u);
+}
+
+// Issue 12.5: rank 0 asks rank 1 (stalled) for the key of a segment; rank 2
+// answers first, once under its own name and once claiming to be rank 1
+// with a 1 TiB segment. Both are refused; the real key arrives and works.
+void forged_rkey() {
+  using dsm::transport::message_header;
+  const int me = dsm::rank();
+  dsm::global_ptr<std::uint64_t> p;
+  if (me == 1) {
+    p = dsm::allocate<std::uint64_t>(16);
+    for (std::size_t i = 0; i < 16; ++i) p.local()[i] = 1000 + i;
+  }
+  p = dsm::broadcast(p, 1);
+  const std::uint64_t request = dsm::broadcast(rt().next_request_id(), 0);
+  const std::uint64_t before = rt().messages().rejected();
+  step();
+  if (me == 1) stall(2000ms);
+  if (me == 2) {
+    stall(600ms);
+    std::vector<std::byte> reply(8 + sizeof(dsm::detail::segment_record) + 32);
+    const dsm::detail::segment_record rec{0x100000, std::uint64_t{1} << 40, p.segment(), p.generation(), {}};
+    std::memcpy(reply.data() + 8, &rec, sizeof rec);
+    for (const std::uint32_t claimed : {2u, 1u}) {
+      const message_header h{dsm::transport::message_magic, claimed, {request, 0, 0}};
+      rt().messages().send_unchecked(rt().endpoints(), 0, dsm::detail::msg_rkey_reply,
+                                     {reinterpret_cast<const std::byte*>(&h), sizeof h}, reply);
+    }
+  }
+  if (me == 0) {
+    CHECK_EQ(dsm::rget(p + 3).wait(), 1003u);
+    const auto text = await_rejections(before, 2);
+    CHECK(rt().messages().rejected() - before == 2);
+    CHECK(text.find("rank 1") != std::string::npos);
+  }
+  dsm::barrier();
+  if (me == 1) dsm::deallocate(p);
+}
+
+// Issue 12.2 (tcp: a get needs the target's worker). Rank 1 stops itself;
+// rank 0's get times out, a second get is posted, then rank 1 continues and
+// answers both: the late reply must not land in the second's result.
+void timed_out_get() {
+  const int me = dsm::rank();
+  dsm::global_ptr<std::uint64_t> p;
+  if (me == 1) {
+    p = dsm::allocate<std::uint64_t>(16);
+    for (std::size_t i = 0; i < 16; ++i) p.local()[i] = 1000 + i;
+  }
+  p = dsm::broadcast(p, 1);
+  const auto pids = dsm::allgather(static_cast<std::int64_t>(::getpid()));
+  if (me == 0) CHECK_EQ(dsm::rget(p).wait(), 1000u);  // key fetched
+  step();
+  if (me == 1) ::raise(SIGSTOP);  // until rank 0 sends SIGCONT
+  if (me == 0) {
+    stall(300ms);
+    auto& w = rt().worker();
+    const auto normal = w.timeout();
+    w.set_timeout(1s);
+    {
+      auto late = dsm::rget(p + 1);
+      CHECK_ERROR(dsm::errc::timeout, (void)late.wait());
+      CHECK_ERROR(dsm::errc::invalid_argument, (void)late.wait());  // never waited twice
+    }  // nor by its destructor, which hands nothing back to the pool
+    CHECK(w.quarantined() >= 1);
+    w.set_timeout(normal);
+    auto next = dsm::rget(p + 2);
+    ::kill(static_cast<pid_t>(pids[1]), SIGCONT);
+    CHECK_EQ(next.wait(), 1002u);
+    for (std::size_t i = 3; i < 16; ++i) CHECK_EQ(dsm::rget(p + static_cast<std::ptrdiff_t>(i)).wait(), 1000u + i);
+    w.wait_until([&] { return w.quarantined() == 0; }, 30s, [] { return std::string("the quarantined get"); });
+  }
+  dsm::barrier();
+  if (me == 1) dsm::deallocate(p);
+}
+
+// Issue 12.3: an array and a lock destroyed by an exception take no
+// collective step (which would pair with another rank's barrier).
+void unwinding() {
+  std::uint64_t inside = 0;
+  try {
+    dsm::shared_array<int, dsm::single_writer> a(100, "unwound");
+    dsm::lock l;
+    if (!a.local().empty()) a.local()[0] = 1;  // no miss: a peer's array may be gone already
+    inside = rt().next_collective();
+    throw std::runtime_error("a failure on this rank");
+  } catch (const std::runtime_error& e) {
+    CHECK_EQ(std::string_view(e.what()), std::string_view("a failure on this rank"));
+  }
+  CHECK_EQ(rt().next_collective(), inside);
+  dsm::barrier();  // the job goes on
+  dsm::shared_array<int, dsm::single_writer> b(100, "after");
+  b[static_cast<std::size_t>(dsm::rank())] = 1;
+  dsm::barrier();
+  int sum = 0;
+  for (std::size_t i = 0; i < 100; ++i) sum += b[i];
+  CHECK_EQ(sum, dsm::ranks());
+}
+
+// Issue 12.3: collective messages carry their kind.
+void mismatch() {
+  const int me = dsm::rank();
+  const std::string text = CHECK_ERROR(dsm::errc::collective_mismatch, {
+    if (me == 0) dsm::barrier();
+    else (void)dsm::allgather(me);
+  });
+  CHECK(text.find("barrier") != std::string::npos);
+  CHECK(text.find("allgather") != std::string::npos);
+  // Both ranks gave up on the same collective: the next ones match.
+  CHECK_EQ(dsm::allreduce(1), dsm::ranks());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string_view which = argc > 1 ? argv[1] : "";
+  return dsm_test::run(argc, argv, [&] {
+    const int p = dsm::ranks();
+    if (which == "home-writes" && p >= 2) home_writes();
+    else if (which == "stray-ack" && p >= 3) {
+      stray_invalidation_ack();
+      stray_diff_ack();
+    } else if (which == "queued-request" && p >= 4) queued_request();
+    else if (which == "forged-rkey" && p >= 3) forged_rkey();
+    else if (which == "timed-out-get" && p == 2) timed_out_get();
+    else if (which == "unwinding") unwinding();
+    else if (which == "mismatch" && p == 2) mismatch();
+    else CHECK(!"expected a case and the ranks it needs (see the comment at the top)");
+  });
+}
