@@ -11,6 +11,13 @@
 //                         mirror's pages, page faults included
 //   release               ns per dirty unit at unlock, x = dirty bytes per unit
 //                                                           vs rput of those bytes + fence
+//   write_miss            single_writer: ns per unit taken exclusively (grant
+//                         with data, owner's twin)           vs a direct rget of one unit
+//   write_back            single_writer: ns per owned unit at a barrier
+//                         (changed runs sent home), x = dirty bytes per unit
+//                                                           vs an idle barrier + rput of
+//                                                           those bytes (+ fence), and vs
+//                                                           the same with whole units put
 //   sweep_one_line        ns to miss and read 1 line of a unit   vs a direct rget of one 64 B line
 //   sweep_all_lines       ns to miss and read every line          vs the same
 // The sweep runs the unit size from 64 B to 64 KiB (software DSM with page
@@ -178,6 +185,48 @@ void releases(const options& o, std::size_t unit_bytes) {
   }
 }
 
+// single_writer: taking units exclusively, and what a barrier costs when
+// they go home with some of their bytes changed.
+void ownership(const options& o, std::size_t unit_bytes) {
+  using policy = dsm::single_writer;
+  const double direct = direct_gets_ns(o, unit_bytes);
+  for (std::size_t dirty = 8; dirty <= unit_bytes; dirty *= 4) {
+    fixture<policy> f(unit_bytes, o.units);
+    std::vector<double> grant, back, idle, dirty_put, whole_put;
+    const std::size_t words = dirty / sizeof(double), unit_words = unit_bytes / sizeof(double);
+    std::vector<double> source(unit_words, 3.0);
+    for (int r = 0; r < o.reps; ++r) {
+      if (dsm::rank() == 0) {
+        grant.push_back(dsm_bench::time_ns([&] {
+          for (std::size_t u = 0; u < o.units; ++u) f.a[f.remote(u)] = static_cast<double>(r + 2);
+        }) / static_cast<double>(o.units));
+        for (std::size_t u = 0; u < o.units; ++u)
+          for (std::size_t k = 1; k < words; ++k) f.a[f.remote(u, k)] = static_cast<double>(r + 2);
+      }
+      back.push_back(dsm_bench::time_ns([] { dsm::barrier(); }) / static_cast<double>(o.units));
+      idle.push_back(dsm_bench::time_ns([] { dsm::barrier(); }) / static_cast<double>(o.units));
+      if (dsm::rank() == 0) {
+        auto puts = [&](std::size_t n) {
+          return dsm_bench::time_ns([&] {
+            for (std::size_t u = 0; u < o.units; ++u) dsm::rput(source.data(), n, f.a.pointer(f.remote(u)));
+            dsm::fence();
+          }) / static_cast<double>(o.units);
+        };
+        dirty_put.push_back(puts(words));
+        whole_put.push_back(puts(unit_words));
+      }
+      dsm::barrier();
+    }
+    if (dsm::rank() != 0) continue;
+    if (dirty == 8) row(policy::name, "write_miss", unit_bytes, o.units, dsm_bench::median(grant), "direct_get_unit", direct);
+    const double barrier_ns = dsm_bench::median(idle);
+    row(policy::name, "write_back", unit_bytes, dirty, dsm_bench::median(back), "barrier_and_put_dirty_bytes",
+        barrier_ns + dsm_bench::median(dirty_put));
+    row(policy::name, "write_back", unit_bytes, dirty, dsm_bench::median(back), "barrier_and_put_whole_units",
+        barrier_ns + dsm_bench::median(whole_put));
+  }
+}
+
 template <class Policy>
 void sweep(const options& o) {
   for (std::size_t unit = 64; unit <= o.max_unit; unit *= 4) {
@@ -196,6 +245,7 @@ void measure(const options& o) {
   hits<Policy>(o, 1024);
   misses<Policy>(o, 1024);
   if constexpr (std::is_same_v<Policy, dsm::write_shared>) releases<Policy>(o, 1024);
+  if constexpr (std::is_same_v<Policy, dsm::single_writer>) ownership(o, 1024);
   sweep<Policy>(o);
 }
 

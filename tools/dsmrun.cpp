@@ -421,16 +421,11 @@ class launcher {
       if (fd < 0) return;
       rv::channel ch{fd, clock_type::now() + std::chrono::seconds(5), dsm::errc::bootstrap};
       try {
-        if (ch.read_u32("hello") != rv::hello_magic) refuse(ch, "not a dsm rendezvous hello");
-        if (const auto v = ch.read_u32("hello"); v != rv::protocol_version)
-          refuse(ch, fmt::format("protocol version {}, dsmrun speaks {}", v, rv::protocol_version));
-        const std::uint32_t rank = ch.read_u32("hello");
-        const auto token = ch.read_blob(rv::max_token_bytes, "token");
-        const auto address = ch.read_blob(rv::max_address_bytes, "address");
+        auto [rank, token, address] = rv::read_hello(ch, [&](const std::string& reason) { refuse(ch, reason); });
         if (!rv::same_token(token, rv::as_bytes(token_))) refuse(ch, "wrong token");
         if (rank >= total_) refuse(ch, fmt::format("rank {} of a {}-rank job", rank, total_));
         if (addresses_.count(rank)) refuse(ch, fmt::format("rank {} joined already", rank));
-        addresses_[rank] = address;
+        addresses_[rank] = std::move(address);
         joined_fds_.push_back(fd);
       } catch (const dsm::error& e) {
         fmt::print(stderr, "dsmrun: refused a rendezvous client: {}\n", e.message());

@@ -118,6 +118,42 @@ class channel {
   errc category_;
 };
 
+// A rank's hello, as dsmrun reads it. `refuse(reason)` (which must not
+// return) is called for a well-framed hello dsmrun will not take; a
+// truncated or oversized one is a dsm::error from the channel.
+struct hello {
+  std::uint32_t rank;
+  std::vector<std::byte> token;
+  std::vector<std::byte> address;
+};
+template <class Refuse>
+hello read_hello(channel& ch, Refuse&& refuse) {
+  if (ch.read_u32("hello") != hello_magic) refuse(std::string("not a dsm rendezvous hello"));
+  if (const auto v = ch.read_u32("hello"); v != protocol_version)
+    refuse(fmt::format("protocol version {}, dsmrun speaks {}", v, protocol_version));
+  hello h;
+  h.rank = ch.read_u32("hello");
+  h.token = ch.read_blob(max_token_bytes, "token");
+  h.address = ch.read_blob(max_address_bytes, "address");
+  return h;
+}
+
+// dsmrun's answer, as a rank reads it: every rank's worker address, for a
+// job of `ranks` ranks.
+inline std::vector<std::vector<std::byte>> read_table(channel& ch, std::uint32_t ranks) {
+  const std::uint32_t status = ch.read_u32("waiting for the other ranks");
+  if (status == status_refused) {
+    const auto reason = ch.read_blob(max_reason_bytes, "reading the refusal");
+    ch.fail("dsmrun refused this rank", std::string(reinterpret_cast<const char*>(reason.data()), reason.size()));
+  }
+  if (status != status_ok) ch.fail("reading the address table", fmt::format("unknown status {}", status));
+  const std::uint32_t n = ch.read_u32("reading the address table");
+  if (n != ranks) ch.fail("reading the address table", fmt::format("{} ranks, DSM_RANKS says {}", n, ranks));
+  std::vector<std::vector<std::byte>> addresses;
+  for (std::uint32_t r = 0; r < n; ++r) addresses.push_back(ch.read_blob(max_address_bytes, "reading an address"));
+  return addresses;
+}
+
 // Compares without an early exit, so the time taken says nothing of where
 // a guessed token first differs.
 inline bool same_token(std::span<const std::byte> a, std::span<const std::byte> b) noexcept {

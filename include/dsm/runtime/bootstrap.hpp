@@ -83,15 +83,7 @@ inline membership join_through_dsmrun(const char* socket_path, std::span<const s
     rv::append_blob(hello, rv::as_bytes(token));
     rv::append_blob(hello, address);
     ch.write_all(hello, "sending hello");
-    const std::uint32_t status = ch.read_u32("waiting for the other ranks");
-    if (status == rv::status_refused) {
-      const auto reason = ch.read_blob(rv::max_reason_bytes, "reading the refusal");
-      ch.fail("dsmrun refused this rank", std::string(reinterpret_cast<const char*>(reason.data()), reason.size()));
-    }
-    if (status != rv::status_ok) ch.fail("reading the address table", fmt::format("unknown status {}", status));
-    const std::uint32_t n = ch.read_u32("reading the address table");
-    if (n != m.ranks) ch.fail("reading the address table", fmt::format("{} ranks, DSM_RANKS says {}", n, m.ranks));
-    for (std::uint32_t r = 0; r < n; ++r) m.addresses.push_back(ch.read_blob(rv::max_address_bytes, "reading an address"));
+    m.addresses = rv::read_table(ch, m.ranks);
   } catch (...) {
     ::close(fd);
     throw;

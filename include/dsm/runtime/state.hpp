@@ -12,6 +12,7 @@
 #include <dsm/detail/calling_rank.hpp>
 #include <dsm/detail/local_segments.hpp>
 #include <dsm/detail/memory_limits.hpp>
+#include <dsm/detail/segment_record.hpp>
 #include <dsm/error.hpp>
 #include <dsm/runtime/bootstrap.hpp>
 #include <dsm/runtime/mailbox.hpp>
@@ -62,17 +63,7 @@ constexpr const char* to_string(collective_kind k) noexcept {
   return "an unknown collective";
 }
 
-enum rkey_status : std::uint64_t { rkey_ok = 0, rkey_stale = 1, rkey_refused = 2 /* local only: a malformed reply */ };
 
-// Where a segment lives and how to reach it, as exchanged between ranks.
-struct segment_record {
-  std::uint64_t base;
-  std::uint64_t bytes;
-  std::uint16_t segment;
-  std::uint8_t generation;
-  std::uint8_t reserved[5];
-};
-static_assert(sizeof(segment_record) == 24 && std::is_trivially_copyable_v<segment_record>);
 
 struct segment_address {
   std::uint32_t rank;
@@ -204,6 +195,17 @@ class runtime_state {
     messages_.send(*endpoints_, to, msg_object, {0, 0, {id, word1, word2}}, payload);
   }
   std::uint64_t late_object_messages() const noexcept { return late_object_messages_.load(); }
+  // An object message as it arrived (the handler's work; the coherence
+  // fuzzer calls it directly). Worker lock held; errc::protocol rejects.
+  void deliver_to_object(const transport::message_header& h, std::span<const std::byte> payload) {
+    const auto found = objects_.find(h.word[0]);
+    if (found != objects_.end()) return found->second->on_message(h, payload);
+    if (retired_objects_.count(h.word[0]) != 0) {
+      ++late_object_messages_;
+      return;
+    }
+    throw error(errc::protocol, fmt::format("message for object {}, which this rank never created", h.word[0]));
+  }
 
   // Every rank has reached this point; no participant hook runs (for
   // collective set-up that must not publish or drop anything).
@@ -638,13 +640,7 @@ class runtime_state {
       messages_.send(*endpoints_, h.source_rank, msg_free_ack, {0, 0, {id, generation, 0}});
     });
     messages_.on(msg_object, "object", [this](const transport::message_header& h, std::span<const std::byte> payload) {
-      const auto found = objects_.find(h.word[0]);
-      if (found != objects_.end()) return found->second->on_message(h, payload);
-      if (retired_objects_.count(h.word[0]) != 0) {
-        ++late_object_messages_;
-        return;
-      }
-      throw error(errc::protocol, fmt::format("message for object {}, which this rank never created", h.word[0]));
+      deliver_to_object(h, payload);
     });
     messages_.on(msg_free_ack, "free ack", [this](const transport::message_header& h, std::span<const std::byte> payload) {
       const std::uint64_t id = h.word[0], generation = h.word[1];
@@ -662,33 +658,11 @@ class runtime_state {
   };
 
  public:
-  // What is wrong with a key reply to request `asked`, or nothing: every
-  // field is checked against the request and what the responder said of
-  // itself at start-up. (Static in what it reads, for the fuzzer.)
+  // What is wrong with a key reply to request `asked`, or nothing (see
+  // check_rkey_reply).
   std::string rkey_reply_problem(const pending_rkey& asked, const transport::message_header& h,
                                  std::span<const std::byte> payload) const {
-    return check_rkey_reply(asked.segment, asked.generation, segment_limit_of(asked.target), h, payload);
-  }
-  static std::string check_rkey_reply(std::uint16_t segment, std::uint8_t generation, std::uint64_t limit,
-                                      const transport::message_header& h, std::span<const std::byte> payload) {
-    constexpr std::size_t fixed = sizeof(std::uint64_t) + sizeof(segment_record);
-    if (payload.size() < fixed || payload.size() > fixed + rendezvous::max_address_bytes)
-      return fmt::format("{} bytes", payload.size());
-    std::uint64_t status;
-    std::memcpy(&status, payload.data(), sizeof status);
-    if (status != h.word[1] || (status != rkey_ok && status != rkey_stale) || h.word[2] != 0)
-      return fmt::format("status {} (header {}, reserved {})", status, h.word[1], h.word[2]);
-    if (status == rkey_stale) return payload.size() == fixed ? std::string() : "a stale reply with a key";
-    segment_record rec;
-    std::memcpy(&rec, payload.data() + sizeof status, sizeof rec);
-    if (payload.size() == fixed) return "no key";
-    if (rec.segment != segment || rec.generation != generation)
-      return fmt::format("a record of segment {} generation {}", rec.segment, unsigned{rec.generation});
-    if (rec.bytes > limit || rec.base + rec.bytes < rec.base)
-      return fmt::format("a segment of {} bytes at {:#x}, where that rank maps at most {}", rec.bytes, rec.base, limit);
-    if (std::any_of(std::begin(rec.reserved), std::end(rec.reserved), [](std::uint8_t b) { return b != 0; }))
-      return "reserved bytes set";
-    return {};
+    return check_rkey_reply(asked.segment, asked.generation, segment_limit_of(asked.target), h.word[1], h.word[2], payload);
   }
 
  private:

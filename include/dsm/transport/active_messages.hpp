@@ -42,6 +42,19 @@ static_assert(sizeof(message_header) == 32 && std::is_standard_layout_v<message_
 
 inline constexpr std::uint32_t message_magic = 0x314d5344;  // "DSM1"
 
+// A received header, checked for what every message must have (its size,
+// the magic, a source rank of the job); errc::protocol otherwise.
+inline message_header parse_header(const void* header, std::size_t header_length, std::uint32_t ranks) {
+  if (header_length != sizeof(message_header))
+    throw error(errc::protocol, fmt::format("header of {} bytes, expected {}", header_length, sizeof(message_header)));
+  message_header h;
+  std::memcpy(&h, header, sizeof h);
+  if (h.magic != message_magic) throw error(errc::protocol, fmt::format("bad magic {:#x}", h.magic));
+  if (h.source_rank >= ranks)
+    throw error(errc::protocol, fmt::format("source rank {} of a {}-rank job", h.source_rank, ranks));
+  return h;
+}
+
 class active_messages {
  public:
   using handler = std::function<void(const message_header&, std::span<const std::byte> payload)>;
@@ -153,14 +166,7 @@ class active_messages {
     ++self.received_;
     std::uint32_t source = ~0u;
     try {
-      if (header_length != sizeof(message_header))
-        throw error(errc::protocol, fmt::format("header of {} bytes, expected {}", header_length,
-                                                sizeof(message_header)));
-      message_header h;
-      std::memcpy(&h, header, sizeof h);
-      if (h.magic != message_magic) throw error(errc::protocol, fmt::format("bad magic {:#x}", h.magic));
-      if (h.source_rank >= self.ranks_)
-        throw error(errc::protocol, fmt::format("source rank {} of a {}-rank job", h.source_rank, self.ranks_));
+      const message_header h = parse_header(header, header_length, self.ranks_);
       if (self.endpoints_ != nullptr && h.source_rank != self.rank_ &&
           (!(param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) ||
            param->reply_ep != (*self.endpoints_)[h.source_rank]))
