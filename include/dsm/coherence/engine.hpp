@@ -37,6 +37,7 @@
 #include <dsm/coherence/diff.hpp>
 #include <dsm/coherence/replica.hpp>
 #include <dsm/coherence/unit_map.hpp>
+#include <dsm/detail/sanitizer.hpp>
 #include <dsm/distribution.hpp>
 #include <dsm/error.hpp>
 #include <dsm/global_ptr.hpp>
@@ -363,6 +364,17 @@ class engine final : public dsm::detail::object_endpoint {
     }
   }
 
+  // A handler reading memory the program's thread may be writing, on a
+  // peer's behalf: a home's unit copied into a grant (what a peer's
+  // one-sided get reads at any time, and a grant of a unit the home was
+  // just recalled from, Dekker-ordered as in on_recall), or a home's own
+  // changes compared for race detection. Concurrent program stores make
+  // such a copy stale, which release consistency allows and the next
+  // synchronisation repairs; it never writes a byte. Outside
+  // ThreadSanitizer's model (it sees no fence and no get), so its reads
+  // are not checked; the handlers' writes always are.
+  [[nodiscard]] static dsm::detail::tsan_ignore_reads home_memory_read() noexcept { return {}; }
+
   std::uint8_t own_state() const noexcept { return protocol_ == protocol::single_writer ? exclusive : shared; }
   std::size_t local_unit(std::size_t unit) const noexcept { return unit - me_ * units_.units_per_rank(); }
 
@@ -542,6 +554,8 @@ class engine final : public dsm::detail::object_endpoint {
     if (t.requester != me_) {
       const std::byte* data = replica_.unit_data(unit);
       maintain_.before_transfer_reads(data, units_.bytes_in(unit));
+      // Read as a peer's one-sided get would read it (see home_memory_read).
+      const auto unchecked = home_memory_read();
       message.insert(message.end(), data, data + units_.bytes_in(unit));
     }
     t.granted = true;
@@ -619,6 +633,7 @@ class engine final : public dsm::detail::object_endpoint {
       // The home writing the same bytes in this interval (not yet diffed)
       // races with this writer.
       if (const auto twin = twins_.find(unit); twin != twins_.end()) {
+        const auto unchecked = home_memory_read();
         const auto mine = changed_runs(replica_.unit_data(unit), twin->second.data(), twin->second.size());
         if (const auto at = first_overlap(runs, mine)) report_race(t, unit, *at, me_, from);
       }
@@ -708,6 +723,9 @@ class engine final : public dsm::detail::object_endpoint {
     std::atomic_thread_fence(std::memory_order_seq_cst);
     if (replica_.is_home(unit)) return send(from, unit, k_recalled);
     std::vector<std::byte> wire;
+    // The Dekker pair above is outside ThreadSanitizer's model: the reads of
+    // the unit may race with a store the program then redoes.
+    const auto unchecked = home_memory_read();
     if (!take_changes(unit, wire))
       throw error(errc::internal, fmt::format("{}: unit {} owned without a twin", object_, unit));
     maintain_.before_transfer_reads(wire.data(), wire.size());
