@@ -102,6 +102,24 @@ TEST_CASE("diff: encode, decode and apply reproduce the unit; random round trips
   }
 }
 
+TEST_CASE("diff: the runs are exactly the maximal runs of changed bytes (never an unchanged byte)") {
+  std::mt19937 gen(11);
+  for (int trial = 0; trial < 2000; ++trial) {
+    const std::size_t n = 1 + gen() % 200;
+    std::vector<std::byte> twin(n), cur;
+    for (auto& b : twin) b = std::byte(gen() % 4);  // small values: words often differ in some bytes only
+    cur = twin;
+    for (int k = 0, writes = static_cast<int>(gen() % 40); k < writes; ++k) cur[gen() % n] = std::byte(gen() % 4);
+    std::vector<dsm::coherence::byte_run> expected;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (cur[i] == twin[i]) continue;
+      if (!expected.empty() && expected.back().offset + expected.back().length == i) ++expected.back().length;
+      else expected.push_back({static_cast<std::uint32_t>(i), 1});
+    }
+    REQUIRE(dsm::coherence::changed_runs(cur.data(), twin.data(), n) == expected);
+  }
+}
+
 TEST_CASE("diff: malformed wire forms are rejected before anything is applied") {
   std::vector<std::byte> twin(64, std::byte{0}), cur = twin;
   cur[10] = std::byte{1};
