@@ -32,8 +32,6 @@
 
 namespace {
 
-using namespace std::chrono_literals;
-
 auto& rt() { return dsm::detail::rt(); }
 
 // The engine's message kinds (coherence/engine.hpp) and interval stamp.
@@ -48,6 +46,19 @@ double now_seconds() {
 // dropping any cached copy.
 void step() { (void)dsm::allreduce(0); }
 
+// The start of a stall: every rank past a step, and then a broadcast from
+// rank 0 in which the others only receive, so a rank about to stall has
+// nothing it sent waiting in its queue (over TCP, for its next progress).
+void stall_point() {
+  step();
+  (void)dsm::broadcast(0, 0);
+}
+// How long the stalled rank sleeps; how long the acting ranks wait after
+// stall_point() so that it is surely asleep; how long a forger waits, so
+// that what it forges arrives while the honest exchange is in flight.
+using namespace std::chrono_literals;
+constexpr auto stall_time = 2000ms, settle_time = 500ms, forge_time = 900ms;
+
 // Waits (progressing) until `rejected` grew by `count`; returns the last text.
 std::string await_rejections(std::uint64_t before, std::uint64_t count) {
   rt().worker().wait_until([&] { return rt().messages().rejected() >= before + count; }, 30s,
@@ -58,6 +69,8 @@ std::string await_rejections(std::uint64_t before, std::uint64_t count) {
 // Sleeps without calling into dsm: with DSM_PROGRESS=poll nothing of this
 // rank is served meanwhile.
 void stall(std::chrono::duration<double> d) { std::this_thread::sleep_for(d); }
+// The same, for a rank that only waits a moment before it acts.
+void pause(std::chrono::duration<double> d) { std::this_thread::sleep_for(d); }
 
 // Issue 12.1: rank 1 takes unit 0 (elements 0..127, homed on rank 0) by
 // writing a[1]; then the home writes local()[0]; with 3+ ranks rank 2 then
@@ -131,13 +144,14 @@ void stray_invalidation_ack() {
   dsm::barrier();  // interval 1
   if (me == 1 || me == 2) CHECK_EQ(a[0].get(), 0u);  // both hold unit 0
   const std::uint64_t before = rt().messages().rejected();
-  step();
+  stall_point();
   double written = 0, woke = 0;
   if (me == 0) {
+    pause(settle_time);
     a[0] = 5;  // invalidates ranks 1 and 2, then waits for both
     written = now_seconds();
   } else if (me == 1) {
-    stall(1500ms);
+    stall(stall_time);
     woke = now_seconds();
   } else if (me == 2) {
     auto& s = a.policy_state().stats();
@@ -166,20 +180,23 @@ void stray_diff_ack() {
   dsm::lock l;
   dsm::barrier();  // interval 1
   const std::uint64_t before = rt().messages().rejected();
-  if (me == 1) l.lock();
-  step();
+  if (me == 1) {
+    l.lock();
+    a[16] = 9;  // unit 2, homed on rank 2: copied now, twinned, changed
+  }
+  stall_point();
   double released = 0, woke = 0;
   if (me == 1) {
-    a[16] = 9;  // unit 2, homed on rank 2
+    pause(settle_time);
     l.unlock();  // sends the diff and waits for its acknowledgement
     released = now_seconds();
     const auto text = await_rejections(before, 1);
     CHECK(text.find("diff acknowledgement for unit 0 from rank 0") != std::string::npos);
   } else if (me == 2) {
-    stall(1500ms);
+    stall(stall_time);
     woke = now_seconds();
   } else if (me == 0) {
-    stall(300ms);
+    pause(forge_time);
     const std::vector<std::byte> clean(16);  // race_report: no conflict
     rt().send_to_object(1, a.layout().object_id, 0, stamp(k_diff_applied, 1), clean);
   }
@@ -198,11 +215,14 @@ void queued_request() {
   dsm::barrier();  // interval 1
   const std::uint64_t before = rt().messages().rejected();
   if (me == 1) a[1] = 11;
-  step();
-  if (me == 1) stall(1500ms);
-  if (me == 2) CHECK_EQ(a[2].get(), 0u);
+  stall_point();
+  if (me == 1) stall(stall_time);
+  if (me == 2) {
+    pause(settle_time);
+    CHECK_EQ(a[2].get(), 0u);
+  }
   if (me == 3) {
-    stall(300ms);
+    pause(forge_time);
     const std::vector<std::byte> junk(8);
     rt().send_to_object(0, a.layout().object_id, 0, stamp(1 /* read */, 1), junk);
     CHECK_EQ(a[1].get(), 11u);  // served, not dropped with the malformed one
@@ -217,8 +237,9 @@ void queued_request() {
 }
 
 // Issue 12.5: rank 0 asks rank 1 (stalled) for the key of a segment; rank 2
-// answers first, once under its own name and once claiming to be rank 1
-// with a 1 TiB segment. Both are refused; the real key arrives and works.
+// answers first, under its own name, claiming to be rank 1, and claiming to
+// be rank 0 itself, with a 1 TiB segment. All are refused; the real key
+// arrives and works.
 void forged_rkey() {
   using dsm::transport::message_header;
   const int me = dsm::rank();
@@ -230,24 +251,26 @@ void forged_rkey() {
   p = dsm::broadcast(p, 1);
   const std::uint64_t request = dsm::broadcast(rt().next_request_id(), 0);
   const std::uint64_t before = rt().messages().rejected();
-  step();
-  if (me == 1) stall(2000ms);
+  stall_point();
+  if (me == 1) stall(stall_time);
   if (me == 2) {
-    stall(600ms);
+    pause(forge_time);
     std::vector<std::byte> reply(8 + sizeof(dsm::detail::segment_record) + 32);
     const dsm::detail::segment_record rec{0x100000, std::uint64_t{1} << 40, p.segment(), p.generation(), {}};
     std::memcpy(reply.data() + 8, &rec, sizeof rec);
-    for (const std::uint32_t claimed : {2u, 1u}) {
+    for (const std::uint32_t claimed : {2u, 1u, 0u}) {  // its own name, the rank asked, the receiver's
       const message_header h{dsm::transport::message_magic, claimed, {request, 0, 0}};
       rt().messages().send_unchecked(rt().endpoints(), 0, dsm::detail::msg_rkey_reply,
                                      {reinterpret_cast<const std::byte*>(&h), sizeof h}, reply);
     }
   }
   if (me == 0) {
+    pause(settle_time);
     CHECK_EQ(dsm::rget(p + 3).wait(), 1003u);
-    const auto text = await_rejections(before, 2);
-    CHECK(rt().messages().rejected() - before == 2);
-    CHECK(text.find("rank 1") != std::string::npos);
+    const auto text = await_rejections(before, 3);
+    CHECK(rt().messages().rejected() - before == 3);
+    CHECK(text.find("from rank 2: a message claiming to come from rank 0 arrived through rank 2's endpoint") !=
+          std::string::npos);
   }
   dsm::barrier();
   if (me == 1) dsm::deallocate(p);
@@ -266,10 +289,10 @@ void timed_out_get() {
   p = dsm::broadcast(p, 1);
   const auto pids = dsm::allgather(static_cast<std::int64_t>(::getpid()));
   if (me == 0) CHECK_EQ(dsm::rget(p).wait(), 1000u);  // key fetched
-  step();
+  stall_point();
   if (me == 1) ::raise(SIGSTOP);  // until rank 0 sends SIGCONT
   if (me == 0) {
-    stall(300ms);
+    pause(settle_time);
     auto& w = rt().worker();
     const auto normal = w.timeout();
     w.set_timeout(1s);

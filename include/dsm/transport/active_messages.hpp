@@ -23,6 +23,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <type_traits>
@@ -167,11 +168,17 @@ class active_messages {
     std::uint32_t source = ~0u;
     try {
       const message_header h = parse_header(header, header_length, self.ranks_);
-      if (self.endpoints_ != nullptr && h.source_rank != self.rank_ &&
-          (!(param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) ||
-           param->reply_ep != (*self.endpoints_)[h.source_rank]))
-        throw error(errc::protocol, fmt::format("a message claiming to come from rank {} arrived through another "
-                                                "rank's endpoint", h.source_rank));
+      if (self.endpoints_ != nullptr) {
+        const bool has_ep = (param->recv_attr & UCP_AM_RECV_ATTR_FIELD_REPLY_EP) != 0;
+        if (!has_ep || param->reply_ep != (*self.endpoints_)[h.source_rank]) {
+          const auto sender = has_ep ? self.rank_of(param->reply_ep) : std::nullopt;
+          if (sender) source = *sender;
+          throw error(errc::protocol, fmt::format("a message claiming to come from rank {} arrived through {}",
+                                                  h.source_rank,
+                                                  sender ? fmt::format("rank {}'s endpoint", *sender)
+                                                         : std::string("no endpoint of this job")));
+        }
+      }
       source = h.source_rank;
       if (param->recv_attr & UCP_AM_RECV_ATTR_FLAG_RNDV)
         throw error(errc::protocol, "rendezvous data where dsm sends only eager messages");
@@ -183,6 +190,13 @@ class active_messages {
   }
 
   void reject(const registration& reg, std::uint32_t source, const std::exception& e) { reject(reg.name, source, e); }
+
+  // Which rank's endpoint `ep` is, if any (for naming a sender that lied).
+  std::optional<std::uint32_t> rank_of(ucp_ep_h ep) const {
+    for (std::uint32_t r = 0; r < endpoints_->size(); ++r)
+      if ((*endpoints_)[r] == ep) return r;
+    return std::nullopt;
+  }
 
  public:
   // For a message a handler kept to handle later (and found malformed then):
