@@ -1,5 +1,6 @@
-// Fuzz target: a received diff (write_shared's runs, single_writer's
-// recalls and write-backs). A decoded diff lies inside its unit, its runs
+// Fuzz target: diffs. The runs found between a unit and its twin are
+// exactly the changed bytes; a received diff (write_shared's runs,
+// single_writer's recalls and write-backs) lies inside its unit, its runs
 // are sorted and disjoint, and applying it touches only those bytes.
 #include "input.hpp"
 
@@ -8,7 +9,24 @@
 #include <cstdlib>
 #include <vector>
 
+// The runs the writer side finds between a unit and its twin (here the two
+// halves of the input) are exactly the bytes that differ.
+void check_changed_runs(std::span<const std::byte> both) {
+  const std::size_t n = both.size() / 2;
+  const auto runs = dsm::coherence::changed_runs(both.data(), both.data() + n, n);
+  std::size_t at = 0;
+  for (const auto& r : runs) {
+    for (; at < r.offset; ++at)
+      if (both[at] != both[n + at]) std::abort();  // a changed byte left out
+    for (; at < std::size_t{r.offset} + r.length; ++at)
+      if (both[at] == both[n + at]) std::abort();  // an unchanged byte sent
+  }
+  for (; at < n; ++at)
+    if (both[at] != both[n + at]) std::abort();
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  check_changed_runs({reinterpret_cast<const std::byte*>(data), size});
   dsm_fuzz::input in(data, size);
   const std::size_t unit_bytes = std::size_t{64} << (in.take<std::uint8_t>() % 11);  // 64 B .. 64 KiB
   const auto wire = in.rest();
