@@ -284,7 +284,9 @@ class engine final : public dsm::detail::object_endpoint {
       if (replica_.state(u) != exclusive) continue;  // recalled meanwhile
       wire.clear();
       const auto changed = take_changes(u, wire, true);
-      if (!changed || *changed == 0) continue;
+      if (!changed)  // never silently: its writes would be lost
+        throw error(errc::internal, fmt::format("{}: unit {} owned without a twin at a barrier", object_, u));
+      if (*changed == 0) continue;
       ++stats_.write_backs;
       stats_.write_back_bytes += *changed;
       send_expecting_acknowledgement(u, k_write_back, wire);

@@ -29,7 +29,9 @@ class tsan_ignore_reads {
   tsan_ignore_reads() noexcept { AnnotateIgnoreReadsBegin(__FILE__, __LINE__); }
   ~tsan_ignore_reads() { AnnotateIgnoreReadsEnd(__FILE__, __LINE__); }
 #else
-  tsan_ignore_reads() noexcept = default;
+  // Not trivial, so that a scope's guard is not an unused variable.
+  tsan_ignore_reads() noexcept {}
+  ~tsan_ignore_reads() {}
 #endif
   tsan_ignore_reads(const tsan_ignore_reads&) = delete;
   tsan_ignore_reads& operator=(const tsan_ignore_reads&) = delete;
