@@ -34,9 +34,7 @@ class distribution {
       : kind_(kind::block), n_(n), ranks_(checked_ranks(ranks)), block_(std::max<std::size_t>(1, (n + ranks - 1) / ranks)) {}
   distribution(cyclic_t, std::size_t n, std::size_t ranks) : distribution(block_cyclic(1), n, ranks) {}
   distribution(block_cyclic bc, std::size_t n, std::size_t ranks)
-      : kind_(kind::block_cyclic), n_(n), ranks_(checked_ranks(ranks)), block_(bc.block_size) {
-    if (bc.block_size == 0) throw error(errc::invalid_argument, "block_cyclic(0): the block size must be positive");
-  }
+      : kind_(kind::block_cyclic), n_(n), ranks_(checked_ranks(ranks)), block_(checked_block(bc.block_size)) {}
 
   kind layout() const noexcept { return kind_; }
   std::size_t size() const noexcept { return n_; }
@@ -49,6 +47,18 @@ class distribution {
   }
   std::size_t local_index(std::size_t i) const noexcept {
     return kind_ == kind::block ? i % block_ : (i / block_ / ranks_) * block_ + i % block_;
+  }
+  struct place {
+    std::size_t owner;
+    std::size_t local;
+  };
+  // Both at once (one division by the block size), for the hit path of
+  // every caching array.
+  place locate(std::size_t i) const noexcept {
+    const std::size_t blk = i / block_, offset = i - blk * block_;
+    if (kind_ == kind::block) return {blk, offset};
+    const std::size_t round = blk / ranks_;
+    return {blk - round * ranks_, round * block_ + offset};
   }
   std::size_t global_index(std::size_t rank, std::size_t local) const noexcept {
     if (kind_ == kind::block) return rank * block_ + local;
@@ -115,6 +125,10 @@ class distribution {
   static std::size_t checked_ranks(std::size_t ranks) {
     if (ranks == 0) throw error(errc::invalid_argument, "a distribution over 0 ranks");
     return ranks;
+  }
+  static std::size_t checked_block(std::size_t k) {
+    if (k == 0) throw error(errc::invalid_argument, "block_cyclic(0): the block size must be positive");
+    return k;
   }
 
   kind kind_;

@@ -26,6 +26,8 @@ void check_mapping(const dsm::distribution& d) {
     REQUIRE(l < d.local_size(o));
     ++hits[o][l];
     CHECK(d.global_index(o, l) == i);
+    const auto both = d.locate(i);  // the hit path's form
+    REQUIRE((both.owner == o && both.local == l));
   }
   for (const auto& h : hits)
     for (int c : h) CHECK(c == 1);

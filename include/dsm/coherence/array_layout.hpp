@@ -24,7 +24,8 @@ struct array_layout {
   dsm::unit_size unit{};
 
   global_ptr<T> pointer(std::size_t i) const {
-    return blocks[distribution.owner(i)] + static_cast<std::ptrdiff_t>(distribution.local_index(i));
+    const auto [owner, local] = distribution.locate(i);
+    return blocks[owner] + static_cast<std::ptrdiff_t>(local);
   }
   global_ptr<T> local_pointer(std::size_t rank, std::size_t local_index) const {
     return blocks[rank] + static_cast<std::ptrdiff_t>(local_index);

@@ -28,17 +28,21 @@ class cached_elements {
     T* element;  // this rank's copy
   };
   place locate(std::size_t i) const noexcept {
-    const auto& d = layout_.distribution;
-    const std::size_t owner = d.owner(i), local = d.local_index(i);
+    const auto [owner, local] = layout_.distribution.locate(i);
     return {units_.unit_of(owner, local), reinterpret_cast<T*>(engine_.copies().element(owner, local))};
   }
 
+  // The hit is the state byte and the load, small enough to inline into
+  // the caller's loop; the miss is out of line.
   T read(std::size_t i) {
     const place p = locate(i);
-    if (engine_.copies().state(p.unit) >= shared) {
+    if (engine_.copies().state(p.unit) >= shared) [[likely]] {
       hit();
       return *p.element;
     }
+    return read_miss(p);
+  }
+  [[gnu::noinline]] T read_miss(const place& p) {
     engine_.obtain(p.unit, false);
     return *p.element;
   }

@@ -47,20 +47,24 @@ struct read_only {
       if (print_stats_) stats_.print(stderr, static_cast<int>(me_), layout_.description);
     }
 
+    // The hit inlines; everything else is out of line.
     T read(std::size_t i) {
-      const auto& d = layout_.distribution;
-      const std::size_t owner = d.owner(i), local = d.local_index(i);
+      const auto [owner, local] = layout_.distribution.locate(i);
       auto* copy = reinterpret_cast<const T*>(copies_.element(owner, local));
+      const std::size_t unit = units_.unit_of(owner, local);
+      if (published_ && copies_.state(unit) == coherence::shared) [[likely]] {
+        if (count_hits_) ++stats_.hits;
+        return *copy;
+      }
+      return read_miss(i, owner, unit, copy);
+    }
+
+    [[gnu::noinline]] T read_miss(std::size_t i, std::size_t owner, std::size_t unit, const T* copy) {
       if (!published_) {  // still being written: no copies yet
         if (owner == me_) return *copy;
         T value;
         rget(layout_.pointer(i), 1, &value).wait();
         return value;
-      }
-      const std::size_t unit = units_.unit_of(owner, local);
-      if (copies_.state(unit) == coherence::shared) {
-        if (count_hits_) ++stats_.hits;
-        return *copy;
       }
       fetch(std::span<const std::size_t>(&unit, 1));
       return *copy;
@@ -75,9 +79,10 @@ struct read_only {
       if (!published_) return coherence::bulk_get(layout_, first, count, out);
       const auto wanted = units_.units_covering(layout_.distribution, first, count);
       fetch(wanted);
-      const auto& d = layout_.distribution;
-      for (std::size_t k = 0; k < count; ++k)
-        out[k] = *reinterpret_cast<const T*>(copies_.element(d.owner(first + k), d.local_index(first + k)));
+      for (std::size_t k = 0; k < count; ++k) {
+        const auto [owner, local] = layout_.distribution.locate(first + k);
+        out[k] = *reinterpret_cast<const T*>(copies_.element(owner, local));
+      }
     }
 
     void put(std::size_t first, const T* in, std::size_t count) {

@@ -34,13 +34,18 @@ struct single_writer {
 
     void write(std::size_t i, const T& v) {
       const auto p = cache_.locate(i);
-      if (cache_.protocol_engine().copies().state(p.unit) == coherence::exclusive) {
+      if (cache_.protocol_engine().copies().state(p.unit) == coherence::exclusive) [[likely]] {
         *p.element = v;
-        if (still_exclusive(p.unit)) return cache_.hit();
+        if (still_exclusive(p.unit)) [[likely]] return cache_.hit();
       }
-      // Granted exclusively, the unit stays until this rank confirms, so
-      // the store cannot be lost; the recheck covers a unit that was
-      // already owned when the recall came.
+      write_miss(p, v);
+    }
+
+   private:
+    // Out of line, so that the hit above inlines. Granted exclusively, the
+    // unit stays until this rank confirms, so the store cannot be lost; the
+    // recheck covers a unit that was already owned when the recall came.
+    [[gnu::noinline]] void write_miss(const typename coherence::cached_elements<T>::place& p, const T& v) {
       auto& e = cache_.protocol_engine();
       for (;;) {
         const bool requested = e.copies().state(p.unit) != coherence::exclusive;
@@ -51,6 +56,7 @@ struct single_writer {
       }
     }
 
+   public:
     void get(std::size_t first, std::size_t count, T* out) { cache_.get(first, count, out); }
     // Every unit not owned yet is requested at once; one taken away before
     // its elements are written is written through the element path.

@@ -30,16 +30,23 @@ struct write_shared {
 
     void write(std::size_t i, const T& v) {
       const auto p = cache_.locate(i);
-      auto& e = cache_.protocol_engine();
-      if (e.copies().state(p.unit) == coherence::exclusive) {
+      if (cache_.protocol_engine().copies().state(p.unit) == coherence::exclusive) [[likely]] {
         *p.element = v;
         return cache_.hit();
       }
+      first_write(p, v);
+    }
+
+   private:
+    // Out of line: the hit above stays small enough to inline.
+    [[gnu::noinline]] void first_write(const typename coherence::cached_elements<T>::place& p, const T& v) {
+      auto& e = cache_.protocol_engine();
       if (e.copies().state(p.unit) == coherence::invalid) e.obtain(p.unit, false);
       e.make_twin(p.unit);
       *p.element = v;
     }
 
+   public:
     void get(std::size_t first, std::size_t count, T* out) { cache_.get(first, count, out); }
     // Missing units are fetched together first (a twin needs the unit).
     void put(std::size_t first, const T* in, std::size_t count) {
