@@ -66,6 +66,30 @@ std::string await_rejections(std::uint64_t before, std::uint64_t count) {
   return rt().messages().last_rejection();
 }
 
+// An array of one 64 B unit (8 elements) per rank, homed in rank order.
+template <class Policy>
+struct unit_per_rank : dsm::shared_array<std::uint64_t, Policy> {
+  explicit unit_per_rank(const char* name)
+      : dsm::shared_array<std::uint64_t, Policy>(8 * static_cast<std::size_t>(dsm::ranks()), dsm::block,
+                                                 dsm::unit_size{64}, name) {}
+};
+
+// A barrier (the arrays' interval is 1 after it), then the rejection count
+// the case's expectations start from.
+std::uint64_t first_interval() {
+  dsm::barrier();
+  return rt().messages().rejected();
+}
+
+// The honest exchange (`ended`, measured by the rank that waited for it)
+// ended only after the stalled rank woke (`woke`, measured by that rank);
+// the other ranks pass 0.
+void check_after_wake(double ended, double woke, const char* exchange) {
+  const double ended_at = dsm::allreduce(ended, dsm::max{}), woke_at = dsm::allreduce(woke, dsm::max{});
+  dsm_test::report(ended_at >= woke_at, exchange, __FILE__, __LINE__,
+                   fmt::format("ended {:.3f} s before the stalled rank woke", woke_at - ended_at));
+}
+
 // Sleeps without calling into dsm: with DSM_PROGRESS=poll nothing of this
 // rank is served meanwhile.
 void stall(std::chrono::duration<double> d) { std::this_thread::sleep_for(d); }
@@ -139,11 +163,9 @@ void home_writes() {
 // then sends a second, stray acknowledgement. The home must wait for rank 1.
 void stray_invalidation_ack() {
   const int me = dsm::rank();
-  dsm::shared_array<std::uint64_t, dsm::single_writer> a(64 * static_cast<std::size_t>(dsm::ranks()), dsm::block,
-                                                         dsm::unit_size{64}, "acknowledged");
-  dsm::barrier();  // interval 1
+  unit_per_rank<dsm::single_writer> a("acknowledged");
+  const std::uint64_t before = first_interval();
   if (me == 1 || me == 2) CHECK_EQ(a[0].get(), 0u);  // both hold unit 0
-  const std::uint64_t before = rt().messages().rejected();
   stall_point();
   double written = 0, woke = 0;
   if (me == 0) {
@@ -163,8 +185,7 @@ void stray_invalidation_ack() {
     const auto text = await_rejections(before, 1);
     CHECK(text.find("invalidation acknowledgement for unit 0 from rank 2") != std::string::npos);
   }
-  const auto written_at = dsm::allreduce(written, dsm::max{}), woke_at = dsm::allreduce(woke, dsm::max{});
-  CHECK(written_at >= woke_at);  // the write was granted only after rank 1 acknowledged
+  check_after_wake(written, woke, "the write was granted only after rank 1 acknowledged");
   dsm::barrier();
   CHECK_EQ(a[0].get(), 5u);
 }
@@ -175,11 +196,9 @@ void stray_invalidation_ack() {
 // 1 never sent. The unlock must not end before rank 2 woke.
 void stray_diff_ack() {
   const int me = dsm::rank();
-  dsm::shared_array<std::uint64_t, dsm::write_shared> a(8 * static_cast<std::size_t>(dsm::ranks()), dsm::block,
-                                                        dsm::unit_size{64}, "diffed");
+  unit_per_rank<dsm::write_shared> a("diffed");
   dsm::lock l;
-  dsm::barrier();  // interval 1
-  const std::uint64_t before = rt().messages().rejected();
+  const std::uint64_t before = first_interval();
   if (me == 1) {
     l.lock();
     a[16] = 9;  // unit 2, homed on rank 2: copied now, twinned, changed
@@ -200,7 +219,7 @@ void stray_diff_ack() {
     const std::vector<std::byte> clean(16);  // race_report: no conflict
     rt().send_to_object(1, a.layout().object_id, 0, stamp(k_diff_applied, 1), clean);
   }
-  CHECK(dsm::allreduce(released, dsm::max{}) >= dsm::allreduce(woke, dsm::max{}));
+  check_after_wake(released, woke, "the unlock waited for rank 2's acknowledgement");
   dsm::barrier();
   CHECK_EQ(a[16].get(), 9u);
 }
@@ -210,10 +229,8 @@ void stray_diff_ack() {
 // one, both queued behind the transaction. Only the malformed one is lost.
 void queued_request() {
   const int me = dsm::rank();
-  dsm::shared_array<std::uint64_t, dsm::single_writer> a(8 * static_cast<std::size_t>(dsm::ranks()), dsm::block,
-                                                         dsm::unit_size{64}, "queued");
-  dsm::barrier();  // interval 1
-  const std::uint64_t before = rt().messages().rejected();
+  unit_per_rank<dsm::single_writer> a("queued");
+  const std::uint64_t before = first_interval();
   if (me == 1) a[1] = 11;
   stall_point();
   if (me == 1) stall(stall_time);
