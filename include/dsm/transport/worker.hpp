@@ -104,7 +104,10 @@ class worker {
   };
   guard lock() const { return guard{*this}; }
 
+  // From the program's thread (the progress thread stands aside while the
+  // program keeps calling this; see polling_scope).
   unsigned progress() {
+    if (mode_ == progress_mode::thread) program_waits_.fetch_add(1, std::memory_order_relaxed);
     const guard g{*this};
     const unsigned events = ucp_worker_progress(worker_);
     if (!quarantined_.empty()) reap_quarantined();
@@ -135,6 +138,7 @@ class worker {
   template <class Done, class Describe>
   void wait_until(Done&& done, std::chrono::duration<double> limit, Describe&& describe) {
     if (done()) return;
+    const polling_scope polling{*this};
     const deadline until{limit};
     for (unsigned idle = 0;;) {
       idle = progress() ? 0 : idle + 1;
@@ -158,6 +162,7 @@ class worker {
 
   void stop_progress_thread() {
     if (!progress_thread_.joinable()) return;
+    stopping_.store(true, std::memory_order_release);
     const std::uint64_t one = 1;
     [[maybe_unused]] auto written = ::write(stop_fd_, &one, sizeof one);
     progress_thread_.join();
@@ -166,6 +171,29 @@ class worker {
   }
 
  private:
+  // While the program's thread polls inside a wait, the progress thread
+  // stands aside: two threads taking turns on one worker (and the one
+  // that was woken paying the wake-up) double a round trip's latency. It
+  // serves the worker again once the program has stayed out of dsm's waits
+  // for a nap (computing), so a computing rank is still served.
+  class polling_scope {
+   public:
+    explicit polling_scope(worker& w) noexcept : w_(w.mode_ == progress_mode::thread ? &w : nullptr) {
+      if (w_) w_->program_polling_.fetch_add(1, std::memory_order_acq_rel);
+    }
+    ~polling_scope() {
+      if (w_) {
+        w_->program_waits_.fetch_add(1, std::memory_order_relaxed);
+        w_->program_polling_.fetch_sub(1, std::memory_order_acq_rel);
+      }
+    }
+    polling_scope(const polling_scope&) = delete;
+    polling_scope& operator=(const polling_scope&) = delete;
+
+   private:
+    worker* w_;
+  };
+
   // Worker lock held.
   void reap_quarantined() noexcept {
     std::erase_if(quarantined_, [](const abandoned& a) {
@@ -179,6 +207,17 @@ class worker {
   void run_progress_thread(int worker_fd) {
     pollfd fds[2] = {{worker_fd, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
     for (;;) {
+      // The program's thread is polling, or was a moment ago: it serves
+      // what arrives. Naps rather than a notification, so that leaving a
+      // wait costs the program nothing.
+      for (std::uint64_t seen = ~std::uint64_t{0};;) {
+        const std::uint64_t waits = program_waits_.load(std::memory_order_relaxed);
+        if (program_polling_.load(std::memory_order_acquire) == 0 && waits == seen) break;
+        seen = waits;
+        if (stopping_.load(std::memory_order_acquire)) return;
+        std::this_thread::sleep_for(stand_aside_nap);
+      }
+      if (stopping_.load(std::memory_order_acquire)) return;
       ucs_status_t armed;
       {
         const guard g{*this};
@@ -203,6 +242,10 @@ class worker {
   std::thread progress_thread_;
   int stop_fd_ = -1;
   std::vector<abandoned> quarantined_;  // under the worker lock
+  std::atomic<int> program_polling_{0};         // waits of the program's thread in progress
+  std::atomic<std::uint64_t> program_waits_{0};  // waits it has finished
+  std::atomic<bool> stopping_{false};
+  static constexpr std::chrono::microseconds stand_aside_nap{200};
 };
 
 }  // namespace dsm::transport
