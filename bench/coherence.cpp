@@ -7,6 +7,9 @@
 // measures (x is what varies within one):
 //   hit_read / hit_write  ns per element on a valid copy   vs a local std::vector load / store
 //   miss                  ns per miss (one unit fetched)    vs a direct rget of one unit
+//   miss_home_computing   the same while the home computes and never calls
+//                         into dsm                          vs a direct rget of one unit, the
+//                                                           home computing too
 //   miss_cold             read_only's: every miss is a first touch of the
 //                         mirror's pages, page faults included
 //   release               ns per dirty unit at unlock, x = dirty bytes per unit
@@ -30,6 +33,8 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <optional>
 #include <string_view>
@@ -150,12 +155,67 @@ double miss_ns(const options& o, std::size_t unit_bytes, bool all_lines) {
   return dsm::rank() == 0 ? dsm_bench::median(t) : 0;
 }
 
+// Runs `work` on rank 0 while rank 1 computes without calling into dsm: it
+// only watches a flag in its memory, which rank 0 puts when done (served,
+// over TCP, by rank 1's progress thread, like every get meanwhile).
+template <class F>
+void while_home_computes(F&& work) {
+  const auto mine = dsm::allocate<std::uint64_t>(1);
+  const auto flags = dsm::allgather(mine);
+  if (dsm::rank() == 0) (void)dsm::rget(flags[1]).wait();  // its key, fetched while rank 1 still serves messages
+  dsm::barrier();
+  if (dsm::rank() == 1) {
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    std::atomic_ref<std::uint64_t> done(*mine.local());
+    double x = 1;
+    while (done.load(std::memory_order_acquire) == 0) {
+      for (int k = 0; k < 1000; ++k) x = x * 1.0000001 + 1e-9;
+      if (std::chrono::steady_clock::now() > give_up) {
+        fmt::print(stderr, "bench/coherence: rank 0 never said it was done (is progress polling over TCP?)\n");
+        std::exit(1);
+      }
+    }
+    sink = x;
+  } else {
+    work();
+    dsm::rput(std::uint64_t{1}, flags[1]).wait();
+  }
+  dsm::barrier();
+  dsm::deallocate(mine);
+}
+
+// Read misses (every copy dropped by the barrier before each pass) and
+// direct gets of the same units, each pass while the home computes.
+template <class Policy>
+void misses_home_computing(const options& o, std::size_t unit_bytes) {
+  fixture<Policy> f(unit_bytes, o.units);
+  std::vector<double> buffer(f.per_unit);
+  std::vector<double> miss, direct;
+  for (int r = 0; r < o.reps + 1; ++r) {
+    while_home_computes([&] {
+      const double ns = dsm_bench::time_ns([&] {
+        double s = 0;
+        for (std::size_t u = 0; u < o.units; ++u) s += f.a[f.remote(u)];
+        sink = s;
+      }) / static_cast<double>(o.units);
+      const double get = dsm_bench::time_ns([&] {
+        for (std::size_t u = 0; u < o.units; ++u) dsm::rget(f.a.pointer(f.remote(u)), f.per_unit, buffer.data()).wait();
+      }) / static_cast<double>(o.units);
+      if (r > 0) miss.push_back(ns), direct.push_back(get);  // the first pass also maps the mirror
+    });
+  }
+  if (dsm::rank() == 0)
+    row(Policy::name, "miss_home_computing", unit_bytes, o.units, dsm_bench::median(miss),
+        "direct_get_unit_home_computing", dsm_bench::median(direct));
+}
+
 template <class Policy>
 void misses(const options& o, std::size_t unit_bytes) {
   const double direct = direct_gets_ns(o, unit_bytes);
   const double ns = miss_ns<Policy>(o, unit_bytes, false);
   const char* measure = std::is_same_v<Policy, dsm::read_only> ? "miss_cold" : "miss";
   if (dsm::rank() == 0) row(Policy::name, measure, unit_bytes, o.units, ns, "direct_get_unit", direct);
+  if constexpr (!std::is_same_v<Policy, dsm::read_only>) misses_home_computing<Policy>(o, unit_bytes);
 }
 
 // write_shared: the unlock sends a diff per dirty unit.

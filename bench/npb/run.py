@@ -9,7 +9,7 @@ Writes into DIR (default BUILD/bench-results):
                     of --reps runs, Mop/s, ratio to plain, speedup over 1 rank
   npb_policies.csv  each kernel on 2 ranks under each policy it accepts, with
                     DSM_STATS counters summed over ranks and arrays (misses,
-                    invalidations, diffs and their bytes, gets and their
+                    copies dropped, diffs and their bytes, gets and their
                     bytes, active messages, barriers and time in them)
   npb_times.png, npb_policies.png  (matplotlib; --no-plot skips them)
 and prints both tables. A failed verification anywhere is an error.
@@ -29,7 +29,7 @@ KERNELS = {  # policies each kernel accepts, its default first
 }
 ARRAY_COUNTERS = {  # per-array DSM_STATS fields
     "misses": r"misses (\d+)",
-    "invalidations": r"invalidations sent (\d+)",
+    "copies_dropped": r"copies dropped (\d+)",
     "diffs": r"diffs (\d+) \(",
     "diff_bytes": r"diffs \d+ \((\d+) B\)",
     "ownership_transfers": r"ownership transfers (\d+)",

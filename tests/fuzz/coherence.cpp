@@ -43,7 +43,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   dsm_fuzz::input in(data, size);
   const auto which = in.take<std::uint8_t>();
   const std::uint64_t object = which & 1 ? j.owned.layout().object_id : j.diffed.layout().object_id;
-  const std::uint64_t kind = in.take<std::uint8_t>() % 14;  // the 11 kinds, and some beyond
+  const std::uint64_t kind = in.take<std::uint8_t>() % 12;  // the 8 kinds, and some beyond
   const std::uint64_t unit = in.take<std::uint16_t>() % 40;  // some units past the end
   const auto epoch_shift = in.take<std::uint8_t>() % 4;     // this interval, the next, an old one, far off
   const std::uint64_t epoch = epoch_shift == 0 ? j.barriers

@@ -193,21 +193,21 @@ void malformed_messages() {
   auto& rt = dsm::detail::rt();
   const std::uint64_t before = rt.messages().rejected();
   dsm::barrier();
-  constexpr std::uint64_t read = 1, write = 2, grant = 3, diff = 9;
-  const std::uint64_t epoch1 = std::uint64_t{1} << 8;  // the array's interval is 1 after one barrier
+  namespace wire = dsm::coherence::wire;
+  const std::uint64_t epoch1 = wire::stamp(0, 1);  // the array's interval is 1 after one barrier
   const std::size_t expected = 8;
   if (me == 0) {
     const std::uint64_t id = a.layout().object_id;
     const std::byte three[3]{};
     std::byte bad_run[8 + 8 + 1]{};  // base version, then a run of length 0
-    rt.send_to_object(1, id + 1000, 8, read | epoch1);          // no such object
-    rt.send_to_object(1, id, std::uint64_t{1} << 30, read | epoch1);  // no such unit
+    rt.send_to_object(1, id + 1000, 8, wire::write | epoch1);          // no such object
+    rt.send_to_object(1, id, std::uint64_t{1} << 30, wire::diff | epoch1);  // no such unit
     rt.send_to_object(1, id, 8, 99 | epoch1);                   // no such kind
-    rt.send_to_object(1, id, 8, grant | epoch1, three);         // a grant nobody asked for
-    rt.send_to_object(1, id, 8, read | (std::uint64_t{6} << 8));  // an interval far ahead
-    rt.send_to_object(1, id, 8, write | epoch1);                // ownership under write_shared
-    rt.send_to_object(1, id, 8, diff | epoch1, three);          // a diff too short for its header
-    rt.send_to_object(1, id, 8, diff | epoch1, bad_run);        // a diff with an empty run
+    rt.send_to_object(1, id, 8, wire::grant | epoch1, three);         // a grant nobody asked for
+    rt.send_to_object(1, id, 8, wire::stamp(wire::applied, 6));             // an interval far ahead
+    rt.send_to_object(1, id, 8, wire::write | epoch1);                // ownership under write_shared
+    rt.send_to_object(1, id, 8, wire::diff | epoch1, three);          // a diff too short for its header
+    rt.send_to_object(1, id, 8, wire::diff | epoch1, bad_run);        // a diff with an empty run
   }
   if (me == 1)
     rt.worker().wait_until([&] { return rt.messages().rejected() - before >= expected; }, rt.worker().timeout(),
@@ -224,13 +224,44 @@ void malformed_messages() {
 }
 
 // A home that never serves its messages (polling progress, and it sleeps
-// instead of calling into dsm): the miss ends in errc::timeout naming the
-// array, unit and home, not in a hang. Run with DSM_TIMEOUT=2.
+// instead of calling into dsm): a write miss, which needs the home's
+// directory, ends in errc::timeout naming the array, unit and home, not in
+// a hang. Run with DSM_TIMEOUT=2.
 void stalled_home() {
   const int me = dsm::rank();
   dsm::shared_array<std::uint64_t, dsm::single_writer> a(1024, dsm::block, dsm::unit_size{64}, "stalled");
   if (me == 1) std::this_thread::sleep_for(std::chrono::seconds(8));
-  if (me == 0) (void)a[1000].get();
+  if (me == 0) a[1000] = 1;
+}
+
+// The same sleeping home (over shared memory, polling): read misses of
+// every caching policy are gets of the home's memory, served without it,
+// with what it wrote before the barrier, and over before it wakes.
+double seconds_now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+template <class Policy>
+void sleeping_home() {
+  const int me = dsm::rank();
+  dsm::shared_array<std::uint64_t, Policy> a(1024, dsm::block, dsm::unit_size{1024}, "asleep");
+  if (me == 1)
+    for (std::size_t l = 0; l < a.local().size(); ++l) a.local()[l] = 512 + l;
+  dsm::barrier();
+  double read = 0, woke = 0;
+  if (me == 1) {
+    std::this_thread::sleep_for(std::chrono::seconds(3));
+    woke = seconds_now();
+  }
+  if (me == 0) {
+    std::size_t wrong = 0;
+    for (std::size_t i = 512; i < 1024; ++i) wrong += a[i] != i;
+    read = seconds_now();
+    CHECK_EQ(wrong, 0u);
+    CHECK(a.policy_state().stats().misses >= 4);
+  }
+  const double read_at = dsm::allreduce(read, dsm::max{}), woke_at = dsm::allreduce(woke, dsm::max{});
+  CHECK(read_at < woke_at);
+  dsm::barrier();
 }
 
 template <class Policy>
@@ -253,11 +284,16 @@ int main(int argc, char** argv) {
     else if (policy == "read_only") read_only_contract();
     else if (policy == "maintenance") maintenance_ranges();
     else if (policy == "stalled") stalled_home();
+    else if (policy == "sleeping") {
+      sleeping_home<dsm::single_writer>();
+      sleeping_home<dsm::write_shared>();
+      sleeping_home<dsm::read_only>();
+    }
     else if (policy == "malformed") {
       if (dsm::ranks() >= 2) malformed_messages();
     }
     else if (policy == "races") {
       if (dsm::ranks() >= 2) race_detection();
-    } else CHECK(!"expected single_writer, write_shared, read_only, races, maintenance or malformed");
+    } else CHECK(!"expected single_writer, write_shared, read_only, races, maintenance, stalled, sleeping or malformed");
   });
 }

@@ -3,10 +3,12 @@
 // it needs in tests/ranks/meson.build):
 //
 //   home-writes      single_writer keeps the home's local() writes when the
-//                    unit comes back by write-back or by recall
-//   stray-ack        an invalidation acknowledgement from a rank never asked
-//                    completes nothing; nor does a diff acknowledgement for
-//                    another unit
+//                    unit comes back by write-back (at a barrier or an
+//                    unlock, also after the owner's earlier unlocks) or by
+//                    recall
+//   stray-ack        a recalled unit from a rank never recalled completes
+//                    nothing; nor does a diff acknowledgement for another
+//                    unit
 //   queued-request   a malformed request queued behind a transaction is
 //                    refused alone; the honest request behind it is served
 //   forged-rkey      a key reply from a rank that was not asked, or claiming
@@ -34,9 +36,7 @@ namespace {
 
 auto& rt() { return dsm::detail::rt(); }
 
-// The engine's message kinds (coherence/engine.hpp) and interval stamp.
-constexpr std::uint64_t k_invalidated = 6, k_diff_applied = 10;
-std::uint64_t stamp(std::uint64_t kind, std::uint64_t interval) { return kind | (interval << 8); }
+namespace wire = dsm::coherence::wire;  // the engine's message kinds and interval stamp
 
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -98,8 +98,8 @@ void pause(std::chrono::duration<double> d) { std::this_thread::sleep_for(d); }
 
 // Issue 12.1: rank 1 takes unit 0 (elements 0..127, homed on rank 0) by
 // writing a[1]; then the home writes local()[0]; with 3+ ranks rank 2 then
-// reads the unit (a recall) and writes a[2] (ownership moves on). Every
-// element had one writer: all of them survive the barrier.
+// writes a[2] (a recall: ownership moves on) and reads the unit it was
+// granted. Every element had one writer: all of them survive the barrier.
 void home_writes() {
   const int me = dsm::rank(), p = dsm::ranks();
   const std::size_t per_rank = 128;  // 1 KiB of int64: one unit per rank
@@ -111,9 +111,9 @@ void home_writes() {
     step();
     if (p >= 3) {
       if (me == 2) {
+        a[2] = 222;
         CHECK_EQ(a[0].get(), 42);  // the recall brought rank 1's bytes only
         CHECK_EQ(a[1].get(), 111);
-        a[2] = 222;
       }
       step();
       if (me == 0) CHECK_EQ(a.local()[0], 42);  // before any barrier
@@ -122,7 +122,7 @@ void home_writes() {
     }
     if (round == 1) {
       // The same through a lock instead of collectives: the owner's
-      // changes go home when the next holder reads.
+      // changes go home at its unlock, and only they.
       dsm::lock l;
       if (me == 1) {
         std::scoped_lock g(l);
@@ -136,6 +136,24 @@ void home_writes() {
         CHECK_EQ(a[4].get(), 444);
       }
       step();
+      // Rank 1 keeps the unit after its unlocks. The home then writes an
+      // element rank 1 had changed (after it, under the lock): rank 1's
+      // next unlock sends only what changed since its last one.
+      if (me == 1) {
+        std::scoped_lock g(l);
+        a[6] = 666;
+      }
+      step();
+      if (me == 0) {
+        std::scoped_lock g(l);
+        a.local()[6] = 606;
+      }
+      step();
+      if (me == 1) {
+        std::scoped_lock g(l);
+        a[7] = 777;
+      }
+      step();
     }
     dsm::barrier();
     CHECK_EQ(a[0].get(), 42);
@@ -147,47 +165,46 @@ void home_writes() {
     if (round == 1) {
       CHECK_EQ(a[4].get(), 444);
       CHECK_EQ(a[5].get(), 555);
+      CHECK_EQ(a[6].get(), 606);
+      CHECK_EQ(a[7].get(), 777);
     }
     if (me == 0) CHECK_EQ(a.local()[0], 42);
     std::size_t others = 0;
-    for (std::size_t i = 6; i < a.size(); ++i) others += a[i] != 0;
+    for (std::size_t i = 8; i < a.size(); ++i) others += a[i] != 0;
     CHECK_EQ(others, 0u);
     const auto sent = dsm::allreduce(a.policy_state().stats().write_back_bytes);
-    CHECK(sent <= 3 * sizeof(std::int64_t));  // what the owners changed, not whole units
+    CHECK(sent <= 6 * sizeof(std::int64_t));  // what the owners changed, not whole units
     dsm::barrier();
   }
 }
 
-// Issue 12.4, invalidations: the home (rank 0) writes a unit that ranks 1
-// and 2 hold; rank 1 stalls before acknowledging, rank 2 acknowledges and
-// then sends a second, stray acknowledgement. The home must wait for rank 1.
-void stray_invalidation_ack() {
+// Issue 12.4, recalls: rank 1 owns unit 0 and stalls; the home (rank 0)
+// writes the unit, which recalls rank 1; rank 2 meanwhile sends a recalled
+// unit it was never asked for. The home's write must wait for rank 1.
+void stray_recalled() {
   const int me = dsm::rank();
-  unit_per_rank<dsm::single_writer> a("acknowledged");
+  unit_per_rank<dsm::single_writer> a("recalled");
   const std::uint64_t before = first_interval();
-  if (me == 1 || me == 2) CHECK_EQ(a[0].get(), 0u);  // both hold unit 0
+  if (me == 1) a[1] = 7;  // rank 1 owns unit 0
   stall_point();
   double written = 0, woke = 0;
   if (me == 0) {
     pause(settle_time);
-    a[0] = 5;  // invalidates ranks 1 and 2, then waits for both
+    a[0] = 5;  // recalls rank 1, then waits for its changes
     written = now_seconds();
+    const auto text = await_rejections(before, 1);
+    CHECK(text.find("unexpected recalled unit for unit 0 from rank 2") != std::string::npos);
   } else if (me == 1) {
     stall(stall_time);
     woke = now_seconds();
   } else if (me == 2) {
-    auto& s = a.policy_state().stats();
-    rt().worker().wait_until([&] { return s.invalidations_received.load() == 1; }, 30s,
-                             [] { return std::string("the invalidation"); });
-    rt().send_to_object(0, a.layout().object_id, 0, stamp(k_invalidated, 1));
+    pause(forge_time);
+    rt().send_to_object(0, a.layout().object_id, 0, wire::stamp(wire::recalled, 1));
   }
-  if (me == 0) {
-    const auto text = await_rejections(before, 1);
-    CHECK(text.find("invalidation acknowledgement for unit 0 from rank 2") != std::string::npos);
-  }
-  check_after_wake(written, woke, "the write was granted only after rank 1 acknowledged");
+  check_after_wake(written, woke, "the write was granted only after rank 1 gave the unit up");
   dsm::barrier();
   CHECK_EQ(a[0].get(), 5u);
+  CHECK_EQ(a[1].get(), 7u);
 }
 
 // Issue 12.4, diff acknowledgements: rank 1 releases a lock after writing
@@ -216,17 +233,18 @@ void stray_diff_ack() {
     woke = now_seconds();
   } else if (me == 0) {
     pause(forge_time);
-    const std::vector<std::byte> clean(16);  // race_report: no conflict
-    rt().send_to_object(1, a.layout().object_id, 0, stamp(k_diff_applied, 1), clean);
+    const std::vector<std::byte> clean(sizeof(wire::applied_report));  // no conflict
+    rt().send_to_object(1, a.layout().object_id, 0, wire::stamp(wire::applied, 1), clean);
   }
   check_after_wake(released, woke, "the unlock waited for rank 2's acknowledgement");
   dsm::barrier();
   CHECK_EQ(a[16].get(), 9u);
 }
 
-// Issue 12.6: rank 1 owns unit 0 and stalls; rank 2's read waits for the
-// recall; rank 3 sends a malformed read (with a payload) and then an honest
-// one, both queued behind the transaction. Only the malformed one is lost.
+// Issue 12.6: rank 1 owns unit 0 and stalls; rank 2's write waits for the
+// recall; rank 3 sends a malformed write request (with a payload) and then
+// an honest one, both queued behind the transaction. Only the malformed one
+// is lost.
 void queued_request() {
   const int me = dsm::rank();
   unit_per_rank<dsm::single_writer> a("queued");
@@ -236,13 +254,13 @@ void queued_request() {
   if (me == 1) stall(stall_time);
   if (me == 2) {
     pause(settle_time);
-    CHECK_EQ(a[2].get(), 0u);
+    a[2] = 22;
   }
   if (me == 3) {
     pause(forge_time);
     const std::vector<std::byte> junk(8);
-    rt().send_to_object(0, a.layout().object_id, 0, stamp(1 /* read */, 1), junk);
-    CHECK_EQ(a[1].get(), 11u);  // served, not dropped with the malformed one
+    rt().send_to_object(0, a.layout().object_id, 0, wire::stamp(wire::write, 1), junk);
+    a[3] = 33;  // served, not dropped with the malformed one
   }
   if (me == 0) {
     const auto text = await_rejections(before, 1);
@@ -251,6 +269,8 @@ void queued_request() {
   }
   dsm::barrier();
   CHECK_EQ(a[1].get(), 11u);
+  CHECK_EQ(a[2].get(), 22u);
+  CHECK_EQ(a[3].get(), 33u);
 }
 
 // Issue 12.5: rank 0 asks rank 1 (stalled) for the key of a segment; rank 2
@@ -374,7 +394,7 @@ int main(int argc, char** argv) {
     const int p = dsm::ranks();
     if (which == "home-writes" && p >= 2) home_writes();
     else if (which == "stray-ack" && p >= 3) {
-      stray_invalidation_ack();
+      stray_recalled();
       stray_diff_ack();
     } else if (which == "queued-request" && p >= 4) queued_request();
     else if (which == "forged-rkey" && p >= 3) forged_rkey();

@@ -1,5 +1,6 @@
 // Pure parts of the coherence engine: unit geometry and byte diffs.
 #include <dsm/coherence/diff.hpp>
+#include <dsm/coherence/replica.hpp>
 #include <dsm/coherence/unit_map.hpp>
 
 #include <doctest/doctest.h>
@@ -48,6 +49,35 @@ TEST_CASE("unit_map: every element in exactly one unit, for every layout") {
         check_units(dsm::distribution(dsm::block_cyclic(7), n, p), eb, 65536);
       }
     }
+}
+
+TEST_CASE("replica: a tiled layout finds every element's unit and copy without a division, as the general path does") {
+  std::size_t tiled_layouts = 0;
+  for (std::size_t p : {1, 2, 3, 4})
+    for (std::size_t n : {1, 64, 1000, 1024, 4096, 4099})
+      for (std::size_t eb : {1, 8, 24}) {
+        const dsm::distribution d(dsm::block, n, p);
+        const dsm::coherence::unit_map m(d, eb, {64}, "tiled");
+        CHECK(m.tiled() == (d.block_size() % m.elements_per_unit() == 0));
+        if (!m.tiled()) continue;
+        ++tiled_layouts;
+        for (std::size_t me = 0; me < p; ++me) {
+          std::vector<std::byte> own(std::max<std::size_t>(1, d.local_size(me) * eb));
+          const dsm::coherence::replica copies(m, own.data(), me, "tiled");
+          std::size_t wrong = 0;
+          for (std::size_t i = 0; i < n; ++i) {
+            const auto [owner, local] = d.locate(i);
+            const std::size_t u = i >> m.shift();
+            wrong += u != m.unit_of(owner, local);
+            wrong += reinterpret_cast<std::byte*>(copies.tiled_base(u) + i * eb) != copies.element(owner, local);
+          }
+          CHECK(wrong == 0);
+        }
+      }
+  CHECK(tiled_layouts > 10);
+  // Cyclic layouts and blocks that units do not tile take the general path.
+  CHECK(!dsm::coherence::unit_map(dsm::distribution(dsm::cyclic, 1024, 2), 8, {64}, "c").tiled());
+  CHECK(!dsm::coherence::unit_map(dsm::distribution(dsm::block, 1000, 3), 8, {64}, "b").tiled());
 }
 
 TEST_CASE("unit_map: a unit holds the largest power of two of elements that fits") {

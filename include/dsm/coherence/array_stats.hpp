@@ -19,19 +19,19 @@ namespace dsm::coherence {
 
 struct array_stats {
   std::uint64_t hits = 0, misses = 0;
-  std::atomic<std::uint64_t> invalidations_sent{0}, invalidations_received{0};
+  std::uint64_t copies_dropped = 0;  // read copies dropped at acquires and barriers (self-invalidation)
   std::uint64_t twins = 0;
   std::uint64_t diffs = 0, diff_bytes = 0;
-  std::uint64_t write_backs = 0, write_back_bytes = 0;  // single_writer: owned units' changes sent home at a barrier
+  std::uint64_t write_backs = 0, write_back_bytes = 0;  // single_writer: owned units' changes sent home at a release
   std::atomic<std::uint64_t> ownership_transfers{0};
   std::atomic<std::uint64_t> races{0};
   std::atomic<std::uint64_t> bytes_cleaned{0}, bytes_invalidated{0};
 
   void print(std::FILE* out, int rank, std::string_view array) const {
     fmt::print(out,
-               "dsm stats rank {}: {}: hits {}, misses {}, invalidations sent {} received {}, twins {}, diffs {} "
+               "dsm stats rank {}: {}: hits {}, misses {}, copies dropped {}, twins {}, diffs {} "
                "({} B), ownership transfers {}, races {}, bytes cleaned {}, bytes invalidated {}, write-backs {} ({} B)\n",
-               rank, array, hits, misses, invalidations_sent.load(), invalidations_received.load(), twins, diffs,
+               rank, array, hits, misses, copies_dropped, twins, diffs,
                diff_bytes, ownership_transfers.load(), races.load(), bytes_cleaned.load(), bytes_invalidated.load(),
                write_backs, write_back_bytes);
   }

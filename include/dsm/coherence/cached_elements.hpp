@@ -28,6 +28,10 @@ class cached_elements {
     T* element;  // this rank's copy
   };
   place locate(std::size_t i) const noexcept {
+    if (units_.tiled()) [[likely]] {
+      const std::size_t u = i >> units_.shift();
+      return {u, reinterpret_cast<T*>(engine_.copies().tiled_base(u) + i * sizeof(T))};
+    }
     const auto [owner, local] = layout_.distribution.locate(i);
     return {units_.unit_of(owner, local), reinterpret_cast<T*>(engine_.copies().element(owner, local))};
   }
@@ -43,13 +47,13 @@ class cached_elements {
     return read_miss(p);
   }
   [[gnu::noinline]] T read_miss(const place& p) {
-    engine_.obtain(p.unit, false);
+    engine_.fetch(p.unit);
     return *p.element;
   }
 
   void get(std::size_t first, std::size_t count, T* out) {
     const auto wanted = units_.units_covering(layout_.distribution, first, count);
-    engine_.obtain(wanted, false);
+    engine_.fetch(wanted);
     for (std::size_t k = 0; k < count; ++k) out[k] = *locate(first + k).element;
   }
 

@@ -49,19 +49,26 @@ struct read_only {
 
     // The hit inlines; everything else is out of line.
     T read(std::size_t i) {
-      const auto [owner, local] = layout_.distribution.locate(i);
-      auto* copy = reinterpret_cast<const T*>(copies_.element(owner, local));
-      const std::size_t unit = units_.unit_of(owner, local);
+      std::size_t unit;
+      const T* copy;
+      if (units_.tiled()) [[likely]] {
+        unit = i >> units_.shift();
+        copy = reinterpret_cast<const T*>(copies_.tiled_base(unit) + i * sizeof(T));
+      } else {
+        const auto [owner, local] = layout_.distribution.locate(i);
+        copy = reinterpret_cast<const T*>(copies_.element(owner, local));
+        unit = units_.unit_of(owner, local);
+      }
       if (published_ && copies_.state(unit) == coherence::shared) [[likely]] {
         if (count_hits_) ++stats_.hits;
         return *copy;
       }
-      return read_miss(i, owner, unit, copy);
+      return read_miss(i, unit, copy);
     }
 
-    [[gnu::noinline]] T read_miss(std::size_t i, std::size_t owner, std::size_t unit, const T* copy) {
+    [[gnu::noinline]] T read_miss(std::size_t i, std::size_t unit, const T* copy) {
       if (!published_) {  // still being written: no copies yet
-        if (owner == me_) return *copy;
+        if (units_.home_of(unit) == me_) return *copy;
         T value;
         rget(layout_.pointer(i), 1, &value).wait();
         return value;

@@ -27,9 +27,10 @@ namespace dsm::coherence {
 
 enum unit_state : std::uint8_t {
   invalid = 0,
-  pending = 1,    // requested; the reply's handler sets the granted state
-  shared = 2,     // readable copy
-  exclusive = 3,  // writable: owned (single_writer) or twinned (write_shared)
+  fetching = 1,   // a read copy on its way (a get; no message answers it)
+  pending = 2,    // requested from the home; the grant's handler sets the granted state
+  shared = 3,     // readable copy
+  exclusive = 4,  // writable: owned (single_writer) or twinned (write_shared)
 };
 
 class replica {
@@ -44,6 +45,9 @@ class replica {
                                                         std::strerror(errno)));
       mirror_ = static_cast<std::byte*>(p);
     }
+    own_first_unit_ = me * units.units_per_rank();
+    mirror_base_ = reinterpret_cast<std::uintptr_t>(mirror_);
+    own_rebased_ = reinterpret_cast<std::uintptr_t>(own_block_) - me * units.max_local_size() * units.element_bytes();
   }
   replica(const replica&) = delete;
   replica& operator=(const replica&) = delete;
@@ -61,6 +65,12 @@ class replica {
   }
   std::byte* unit_data(std::size_t unit) const noexcept {
     return element(units_.home_of(unit), units_.first_local(unit));
+  }
+  // Tiled layouts (unit_map::tiled): the address of global element 0 in
+  // whichever storage holds `unit` (this rank's block, rebased, or the
+  // mirror); element i is at that plus i elements. A select, no division.
+  std::uintptr_t tiled_base(std::size_t unit) const noexcept {
+    return unit - own_first_unit_ < units_.units_per_rank() ? own_rebased_ : mirror_base_;
   }
 
   std::uint8_t state(std::size_t unit) const noexcept {
@@ -89,6 +99,8 @@ class replica {
   mutable std::vector<std::uint8_t> states_;
   std::byte* mirror_ = nullptr;
   std::size_t mirror_bytes_ = 0;
+  std::size_t own_first_unit_ = 0;
+  std::uintptr_t mirror_base_ = 0, own_rebased_ = 0;  // unsigned: wraps, never dereferenced as such
 };
 
 }  // namespace dsm::coherence

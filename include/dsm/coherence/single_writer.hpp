@@ -1,11 +1,14 @@
 // The single_writer policy: one writer at a time per unit, any number of
-// readers. A read miss fetches the unit from its home, which records the
-// reader; a write needs the unit exclusively: the home invalidates the read
-// copies (deferred: each holder drops its copy at its next acquire) and
-// recalls the current owner (eagerly: the owner stops writing at once and
-// sends its data), then hands unit and ownership to the writer. An unlock
-// needs no work: a later reader's miss recalls the owner's data through the
-// home. A barrier writes every owned unit home and starts afresh.
+// readers. A read miss is one get of the unit from its home's memory (no
+// message, no home CPU); the copy is valid until this rank's next acquire,
+// which drops the copies of every home that counted a release since. A
+// write needs the unit exclusively: the home recalls the current owner
+// (eagerly: the owner stops writing at once and sends its changes) and
+// hands unit and ownership to the writer. A release (unlock, barrier)
+// sends every owned unit's changes home and waits until they are applied;
+// ownership stays, so the next write is a hit again. The home's own first
+// write to a unit after a release needs no message unless another rank
+// owns it.
 //
 // Contract: correct for any program that synchronises its conflicting
 // accesses; several ranks writing one unit in one interval (false sharing)
@@ -48,8 +51,12 @@ struct single_writer {
     [[gnu::noinline]] void write_miss(const typename coherence::cached_elements<T>::place& p, const T& v) {
       auto& e = cache_.protocol_engine();
       for (;;) {
-        const bool requested = e.copies().state(p.unit) != coherence::exclusive;
-        if (requested) e.obtain_to_write(p.unit);
+        bool requested = false;
+        if (e.copies().state(p.unit) != coherence::exclusive &&
+            !(e.copies().is_home(p.unit) && e.claim_home_unit(p.unit))) {
+          e.obtain_to_write(p.unit);
+          requested = true;
+        }
         *p.element = v;
         if (requested) return e.confirm_exclusive(p.unit);
         if (still_exclusive(p.unit)) return;
@@ -62,7 +69,7 @@ struct single_writer {
     // its elements are written is written through the element path.
     void put(std::size_t first, const T* in, std::size_t count) {
       auto& e = cache_.protocol_engine();
-      e.obtain(cache_.units().units_covering(cache_.layout().distribution, first, count), true);
+      e.obtain_exclusive(cache_.units().units_covering(cache_.layout().distribution, first, count));
       for (std::size_t k = 0; k < count; ++k) {
         const auto p = cache_.locate(first + k);
         if (e.copies().state(p.unit) != coherence::exclusive) {
@@ -73,9 +80,9 @@ struct single_writer {
         if (!still_exclusive(p.unit)) write(first + k, in[k]);
       }
     }
-    void acquire() { cache_.protocol_engine().drop_invalidated(); }
-    void release() {}
-    void arrive() { cache_.protocol_engine().write_home_owned(); }
+    void acquire() { cache_.protocol_engine().acquire(); }
+    void release() { cache_.protocol_engine().release(); }
+    void arrive() { cache_.protocol_engine().arrive(); }
     void barrier() { cache_.protocol_engine().start_interval(); }
 
     coherence::array_stats& stats() noexcept { return cache_.protocol_engine().stats(); }

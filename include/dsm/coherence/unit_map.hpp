@@ -50,7 +50,15 @@ class unit_map {
     units_per_rank_ = (max_local_ + elements_per_unit_ - 1) >> shift_;
     local_sizes_.resize(ranks_);
     for (std::size_t r = 0; r < ranks_; ++r) local_sizes_[r] = d.local_size(r);
+    tiled_ = d.layout() == dsm::distribution::kind::block && d.block_size() == max_local_ &&
+             max_local_ % elements_per_unit_ == 0;
   }
+
+  // A block layout whose units tile every block: global index i is in unit
+  // i >> shift and at element i of the ranks x max_local_size mirror, so
+  // the hit path needs no division.
+  bool tiled() const noexcept { return tiled_; }
+  unsigned shift() const noexcept { return shift_; }
 
   std::size_t element_bytes() const noexcept { return element_bytes_; }
   std::size_t elements_per_unit() const noexcept { return elements_per_unit_; }
@@ -97,6 +105,7 @@ class unit_map {
   std::size_t elements_per_unit_ = 1;
   unsigned shift_ = 0;
   std::size_t ranks_ = 1, max_local_ = 0, units_per_rank_ = 0;
+  bool tiled_ = false;
   std::vector<std::size_t> local_sizes_;
 };
 

@@ -2,11 +2,12 @@
 // several ranks may write disjoint bytes of one unit in one interval. The
 // first write to a copy keeps a twin of it; a release (unlock, barrier)
 // sends home only the bytes that differ from the twin, the home applies
-// them, invalidates the other copies (each holder drops its copy at its
-// next acquire) and checks them against the other writers' bytes of the
-// interval: two ranks writing one byte without synchronisation is a data
-// race, reported with the array, index and ranks (an error with
-// DSM_CHECK_RACES=1, else a warning and a count).
+// them and checks them against the other writers' bytes that were not
+// ordered before: two ranks writing one byte without synchronisation is a
+// data race, reported with the array, index and ranks (an error with
+// DSM_CHECK_RACES=1, else a warning and a count). Reads are one-sided
+// gets of the home's memory; an acquire drops the copies of homes that
+// counted a release since (see engine.hpp).
 #pragma once
 
 #include <dsm/coherence/cached_elements.hpp>
@@ -41,7 +42,7 @@ struct write_shared {
     // Out of line: the hit above stays small enough to inline.
     [[gnu::noinline]] void first_write(const typename coherence::cached_elements<T>::place& p, const T& v) {
       auto& e = cache_.protocol_engine();
-      if (e.copies().state(p.unit) == coherence::invalid) e.obtain(p.unit, false);
+      if (e.copies().state(p.unit) == coherence::invalid) e.fetch(p.unit);
       e.make_twin(p.unit);
       *p.element = v;
     }
@@ -50,12 +51,12 @@ struct write_shared {
     void get(std::size_t first, std::size_t count, T* out) { cache_.get(first, count, out); }
     // Missing units are fetched together first (a twin needs the unit).
     void put(std::size_t first, const T* in, std::size_t count) {
-      cache_.protocol_engine().obtain(cache_.units().units_covering(cache_.layout().distribution, first, count), false);
+      cache_.protocol_engine().fetch(cache_.units().units_covering(cache_.layout().distribution, first, count));
       for (std::size_t k = 0; k < count; ++k) write(first + k, in[k]);
     }
-    void acquire() { cache_.protocol_engine().drop_invalidated(); }
-    void release() { cache_.protocol_engine().send_diffs(); }
-    void arrive() { release(); }
+    void acquire() { cache_.protocol_engine().acquire(); }
+    void release() { cache_.protocol_engine().release(); }
+    void arrive() { cache_.protocol_engine().arrive(); }
     void barrier() { cache_.protocol_engine().start_interval(); }
 
     coherence::array_stats& stats() noexcept { return cache_.protocol_engine().stats(); }
