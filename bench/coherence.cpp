@@ -6,6 +6,8 @@
 //
 // measures (x is what varies within one):
 //   hit_read / hit_write  ns per element on a valid copy   vs a local std::vector load / store
+//   span_read / span_write  the same through read_span / write_span (write
+//                         spans: write_shared)               vs the same
 //   miss                  ns per miss (one unit fetched)    vs a direct rget of one unit
 //   miss_home_computing   the same while the home computes and never calls
 //                         into dsm                          vs a direct rget of one unit, the
@@ -87,34 +89,51 @@ double direct_gets_ns(const options& o, std::size_t bytes) {
   return ns;
 }
 
+// The measured loops are functions of their own, as a kernel is, for the
+// baseline and the array alike: inlined into a timing lambda, GCC keeps the
+// sum in memory around the (never taken) miss call.
+template <class Array>
+[[gnu::noinline]] double sum_of(Array& a, std::size_t first, std::size_t n) {
+  double s = 0;
+  for (std::size_t i = 0; i < n; ++i) s += a[first + i];
+  return s;
+}
+template <class Array>
+[[gnu::noinline]] void fill(Array& a, std::size_t first, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) a[first + i] = static_cast<double>(i);
+}
+
 template <class Policy>
 void hits(const options& o, std::size_t unit_bytes) {
   fixture<Policy> f(unit_bytes, o.units);
   const std::size_t n = f.per_rank;
   if (dsm::rank() == 0) {
     std::vector<double> local(n, 1.0);
-    const double local_read = median_ns(o.reps, [&] {
-      double s = 0;
-      for (std::size_t i = 0; i < n; ++i) s += local[i];
-      sink = s;
-    }) / static_cast<double>(n);
-    for (std::size_t i = 0; i < n; ++i) sink = f.a[f.remote(0, i)];  // every unit valid
-    const double read = median_ns(o.reps, [&] {
-      double s = 0;
-      for (std::size_t i = 0; i < n; ++i) s += f.a[f.remote(0, i)];
-      sink = s;
-    }) / static_cast<double>(n);
+    const double local_read = median_ns(o.reps, [&] { sink = sum_of(local, 0, n); }) / static_cast<double>(n);
+    sink = sum_of(f.a, f.remote(0), n);  // every unit valid
+    const double read = median_ns(o.reps, [&] { sink = sum_of(f.a, f.remote(0), n); }) / static_cast<double>(n);
     row(Policy::name, "hit_read", unit_bytes, n, read, "local_load", local_read);
+    // The bulk path: a span over the cached copy, then plain loads.
+    const double span_read = median_ns(o.reps, [&] {
+      const auto view = f.a.read_span(f.remote(0), n);
+      sink = sum_of(view, 0, n);
+    }) / static_cast<double>(n);
+    row(Policy::name, "span_read", unit_bytes, n, span_read, "local_load", local_read);
     if constexpr (!std::is_same_v<Policy, dsm::read_only>) {
       const double local_write = median_ns(o.reps, [&] {
-        for (std::size_t i = 0; i < n; ++i) local[i] = static_cast<double>(i);
+        fill(local, 0, n);
         sink = local[n / 2];
       }) / static_cast<double>(n);
-      for (std::size_t i = 0; i < n; ++i) f.a[f.remote(0, i)] = 0.0;  // owned or twinned
-      const double write = median_ns(o.reps, [&] {
-        for (std::size_t i = 0; i < n; ++i) f.a[f.remote(0, i)] = static_cast<double>(i);
-      }) / static_cast<double>(n);
+      fill(f.a, f.remote(0), n);  // owned or twinned
+      const double write = median_ns(o.reps, [&] { fill(f.a, f.remote(0), n); }) / static_cast<double>(n);
       row(Policy::name, "hit_write", unit_bytes, n, write, "local_store", local_write);
+      if constexpr (std::is_same_v<Policy, dsm::write_shared>) {
+        const double span_write = median_ns(o.reps, [&] {
+          auto out = f.a.write_span(f.remote(0), n);
+          fill(out, 0, n);
+        }) / static_cast<double>(n);
+        row(Policy::name, "span_write", unit_bytes, n, span_write, "local_store", local_write);
+      }
     }
   }
   dsm::barrier();

@@ -150,6 +150,30 @@ class shared_array {
     state_->put(first, in.data(), in.size());
   }
 
+  // Elements [first, first + count) as plain memory this rank's compiler
+  // can vectorise over: the cached copy (fetched now where missing), or the
+  // home's memory for its own elements. The range must lie in one owner's
+  // storage (within one block of a block layout, one block of a
+  // block_cyclic one, one element of a cyclic one). A read span stays
+  // valid until this rank's next acquire (lock(), barrier()); a write span
+  // (write_shared: its units are twinned now and their changes sent at the
+  // release) until its next release or acquire.
+  std::span<const T> read_span(std::size_t first, std::size_t count) {
+    static_assert(requires { state_->read_span(first, count); },
+                  "dsm::shared_array::read_span: this policy keeps no copies to read (direct): use get() into a buffer");
+    if (count == 0) return {};
+    check_span(first, count, "read_span");
+    return {state_->read_span(first, count), count};
+  }
+  std::span<T> write_span(std::size_t first, std::size_t count) {
+    static_assert(requires { state_->write_span(first, count); },
+                  "dsm::shared_array::write_span: only write_shared hands out writable copies (single_writer's recalls "
+                  "may take a unit while it is written; read_only is not written): use put(), element writes or local()");
+    if (count == 0) return {};
+    check_span(first, count, "write_span");
+    return {state_->write_span(first, count), count};
+  }
+
   typename Policy::template state<T>& policy_state() noexcept { return *state_; }
   const coherence::array_layout<T>& layout() const noexcept { return layout_; }
 
@@ -169,6 +193,20 @@ class shared_array {
     if (first > size() || count > size() - first)
       throw error(errc::out_of_range, fmt::format("{}: {} of {} elements from index {} out of range (size {})",
                                                   describe(), operation, count, first, size()));
+  }
+
+  // A span needs one run of one owner's storage.
+  void check_span(std::size_t first, std::size_t count, const char* operation) const {
+    check_range(first, count, operation);
+    std::size_t runs = 0, owner = 0, end = first;
+    layout_.distribution.for_each_run(first, count, [&](const distribution::run& r) {
+      if (runs++ == 0) owner = r.owner, end = r.first + r.count;
+    });
+    if (runs != 1)
+      throw error(errc::invalid_argument,
+                  fmt::format("{}: {} of {} elements from index {} crosses from rank {}'s storage at index {}: a span "
+                              "covers one owner's consecutive elements",
+                              describe(), operation, count, first, owner, end));
   }
 
   // Barriers and locks reach the policy through this.

@@ -106,7 +106,17 @@ void read_only_contract() {
     ++l;
   }
   if (me == p - 1) x[0] = -1.0;  // an element write before publication, possibly remote
+  if (p > 1 && me != 1) {  // indices 7..13 are rank 1's: not copied before publication
+    const std::string text = CHECK_ERROR(dsm::errc::invalid_argument, (void)x.read_span(7, 7));
+    CHECK(text.find("before publication") != std::string::npos);
+  }
   dsm::barrier();
+  {
+    const auto block = x.read_span(7, 7);
+    double in_block = 0;
+    for (double v : block) in_block += v;
+    CHECK_EQ(in_block, 0.5 * (7 + 8 + 9 + 10 + 11 + 12 + 13));
+  }
   double sum = 0;
   for (std::size_t i = 0; i < n; ++i) sum += x[i];
   const auto misses = x.policy_state().stats().misses;
@@ -264,6 +274,46 @@ void sleeping_home() {
   dsm::barrier();
 }
 
+// Spans: a read span over the next rank's block is its values (fetched as
+// units), a range crossing owners is refused naming the array and where it
+// crosses; under write_shared a write span's writes reach the home at the
+// barrier, and its other elements stay as the home wrote them.
+template <class Policy>
+void spans() {
+  const int me = dsm::rank(), p = dsm::ranks();
+  const std::size_t n = 1000;
+  dsm::shared_array<std::uint64_t, Policy> a(n, dsm::block, dsm::unit_size{64}, "spanned");
+  std::size_t l = 0;
+  for (std::size_t g : a.local_indices()) a.local()[l++] = value_of(g, 0);
+  dsm::barrier();
+  const std::size_t block = a.distribution().block_size();
+  const std::size_t next = static_cast<std::size_t>((me + 1) % p);
+  const std::size_t first = next * block, count = std::min(block, n - first);
+  const auto view = a.read_span(first, count);
+  std::size_t wrong = 0;
+  for (std::size_t k = 0; k < count; ++k) wrong += view[k] != value_of(first + k, 0);
+  CHECK_EQ(wrong, 0u);
+  if (p > 1) {
+    const std::string text = CHECK_ERROR(dsm::errc::invalid_argument, (void)a.read_span(block - 2, 4));
+    CHECK(text.find("'spanned'") != std::string::npos);
+    CHECK(text.find(fmt::format("crosses from rank 0's storage at index {}", block)) != std::string::npos);
+  }
+  CHECK_ERROR(dsm::errc::out_of_range, (void)a.read_span(n - 1, 2));
+  dsm::barrier();
+  if constexpr (std::is_same_v<Policy, dsm::write_shared>) {
+    const auto out = a.write_span(first, std::min<std::size_t>(10, count));
+    for (std::size_t k = 0; k < out.size(); ++k) out[k] = value_of(first + k, 1);
+    dsm::barrier();
+    std::size_t lost = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+      const bool written = i % block < 10;
+      lost += a[i] != value_of(i, written ? 1 : 0);
+    }
+    CHECK_EQ(lost, 0u);
+    dsm::barrier();
+  }
+}
+
 template <class Policy>
 void litmus() {
   barrier_visibility<Policy>(dsm::block, dsm::unit_size{});
@@ -272,6 +322,7 @@ void litmus() {
   lock_message_passing<Policy>(dsm::unit_size{64});
   lock_message_passing<Policy>(dsm::unit_size{1024});
   false_sharing<Policy>();
+  spans<Policy>();
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <dsm/arch/cache.hpp>
 #include <dsm/arch/dma.hpp>
 #include <dsm/arch/isa.hpp>
+#include <dsm/config.hpp>
 
 #include <fmt/format.h>
 
@@ -13,6 +14,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <string>
 #include <string_view>
 
 namespace dsm::coherence {
@@ -31,7 +33,7 @@ struct array_stats {
     fmt::print(out,
                "dsm stats rank {}: {}: hits {}, misses {}, copies dropped {}, twins {}, diffs {} "
                "({} B), ownership transfers {}, races {}, bytes cleaned {}, bytes invalidated {}, write-backs {} ({} B)\n",
-               rank, array, hits, misses, copies_dropped, twins, diffs,
+               rank, array, DSM_COUNT_HITS != 0 ? fmt::to_string(hits) : std::string("-"), misses, copies_dropped, twins, diffs,
                diff_bytes, ownership_transfers.load(), races.load(), bytes_cleaned.load(), bytes_invalidated.load(),
                write_backs, write_back_bytes);
   }

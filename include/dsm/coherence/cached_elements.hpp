@@ -5,14 +5,22 @@
 #pragma once
 
 #include <dsm/coherence/array_layout.hpp>
+#include <dsm/config.hpp>
 #include <dsm/coherence/engine.hpp>
 #include <dsm/coherence/unit_map.hpp>
 #include <dsm/runtime/runtime.hpp>
 
 #include <cstddef>
+#include <type_traits>
 #include <vector>
 
 namespace dsm::coherence {
+
+// How a miss path takes the value being written: small values in
+// registers, so that the hit path around the call never stores them to the
+// stack first.
+template <class T>
+using by_value_if_small = std::conditional_t<(sizeof(T) <= 16), T, const T&>;
 
 template <class T>
 class cached_elements {
@@ -46,7 +54,7 @@ class cached_elements {
     }
     return read_miss(p);
   }
-  [[gnu::noinline]] T read_miss(const place& p) {
+  [[gnu::noinline]] T read_miss(place p) {  // by value: the hit path keeps it in registers
     engine_.fetch(p.unit);
     return *p.element;
   }
@@ -57,8 +65,16 @@ class cached_elements {
     for (std::size_t k = 0; k < count; ++k) out[k] = *locate(first + k).element;
   }
 
+  // The copy of [first, first + count), one owner's consecutive elements
+  // (checked by the caller), with every unit readable.
+  T* span_of(std::size_t first, std::size_t count) {
+    engine_.fetch(units_.units_covering(layout_.distribution, first, count));
+    return locate(first).element;
+  }
+
   void hit() noexcept {
-    if (count_hits_) ++engine_.stats().hits;
+    if constexpr (DSM_COUNT_HITS != 0)
+      if (count_hits_) ++engine_.stats().hits;
   }
   engine& protocol_engine() noexcept { return engine_; }
   const unit_map& units() const noexcept { return units_; }

@@ -157,9 +157,7 @@ class engine final : public dsm::detail::object_endpoint {
       if (replica_.state(u) != invalid) continue;  // readable, or listed twice
       replica_.set_state(u, fetching);
       missing.push_back(u);
-      if (units_.bytes_in(u) != 0)
-        gets.push_back(rget(blocks_[units_.home_of(u)] + static_cast<std::ptrdiff_t>(units_.first_local(u) * units_.element_bytes()),
-                            units_.bytes_in(u), replica_.unit_data(u)));
+      if (units_.bytes_in(u) != 0) gets.push_back(rget(home_bytes(u), units_.bytes_in(u), replica_.unit_data(u)));
     }
     if (missing.empty()) return;
     stats_.misses += missing.size();
@@ -168,8 +166,7 @@ class engine final : public dsm::detail::object_endpoint {
         gets[k].wait();
       } catch (const error& e) {
         for (std::size_t u : missing) replica_.set_state(u, invalid);
-        throw error(e.category(), fmt::format("{}: read miss of unit {} from its home, rank {}: {}", object_, missing[k],
-                                              units_.home_of(missing[k]), e.message()));
+        throw read_miss_error(missing[k], e);
       }
     }
     for (std::size_t u : missing) {
@@ -177,8 +174,34 @@ class engine final : public dsm::detail::object_endpoint {
       replica_.set_state(u, shared);
     }
   }
-  void fetch(std::size_t unit) { fetch(std::span<const std::size_t>(&unit, 1)); }
+  // One unit (an element read's miss): no lists, one get.
+  void fetch(std::size_t unit) {
+    if (replica_.state(unit) != invalid) return;
+    ++stats_.misses;
+    if (units_.bytes_in(unit) != 0) {
+      replica_.set_state(unit, fetching);
+      try {
+        rget(home_bytes(unit), units_.bytes_in(unit), replica_.unit_data(unit)).wait();
+      } catch (const error& e) {
+        replica_.set_state(unit, invalid);
+        throw read_miss_error(unit, e);
+      }
+      maintain_.after_transfer_wrote(replica_.unit_data(unit), units_.bytes_in(unit));
+    }
+    replica_.set_state(unit, shared);
+  }
 
+ private:
+  // The unit in its home's memory.
+  global_ptr<std::byte> home_bytes(std::size_t unit) const {
+    return blocks_[units_.home_of(unit)] + static_cast<std::ptrdiff_t>(units_.first_local(unit) * units_.element_bytes());
+  }
+  error read_miss_error(std::size_t unit, const error& cause) const {
+    return error(cause.category(), fmt::format("{}: read miss of unit {} from its home, rank {}: {}", object_, unit,
+                                               units_.home_of(unit), cause.message()));
+  }
+
+ public:
   // single_writer: each listed unit exclusively (requested together, then
   // awaited).
   void obtain_exclusive(std::span<const std::size_t> wanted) {

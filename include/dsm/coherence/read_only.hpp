@@ -9,6 +9,7 @@
 
 #include <dsm/coherence/array_layout.hpp>
 #include <dsm/coherence/array_stats.hpp>
+#include <dsm/config.hpp>
 #include <dsm/coherence/bulk.hpp>
 #include <dsm/coherence/policy.hpp>
 #include <dsm/coherence/replica.hpp>
@@ -59,8 +60,11 @@ struct read_only {
         copy = reinterpret_cast<const T*>(copies_.element(owner, local));
         unit = units_.unit_of(owner, local);
       }
-      if (published_ && copies_.state(unit) == coherence::shared) [[likely]] {
-        if (count_hits_) ++stats_.hits;
+      // Before publication only this rank's own units are valid (its memory):
+      // the state alone decides, and a remote read misses to a direct get.
+      if (copies_.state(unit) == coherence::shared) [[likely]] {
+        if constexpr (DSM_COUNT_HITS != 0)
+          if (count_hits_) ++stats_.hits;
         return *copy;
       }
       return read_miss(i, unit, copy);
@@ -90,6 +94,19 @@ struct read_only {
         const auto [owner, local] = layout_.distribution.locate(first + k);
         out[k] = *reinterpret_cast<const T*>(copies_.element(owner, local));
       }
+    }
+
+    // After publication, the copies; before it, only this rank's own
+    // elements (anything else is still being written).
+    const T* read_span(std::size_t first, std::size_t count) {
+      const auto [owner, local] = layout_.distribution.locate(first);
+      if (!published_ && owner != me_)
+        throw error(errc::invalid_argument,
+                    fmt::format("{}: read_span of index {} (rank {}'s) before publication: read_only data is copied only "
+                                "after the first barrier",
+                                layout_.description, first, owner));
+      if (published_) fetch(units_.units_covering(layout_.distribution, first, count));
+      return reinterpret_cast<const T*>(copies_.element(owner, local));
     }
 
     void put(std::size_t first, const T* in, std::size_t count) {

@@ -45,7 +45,8 @@ class replica {
                                                         std::strerror(errno)));
       mirror_ = static_cast<std::byte*>(p);
     }
-    own_first_unit_ = me * units.units_per_rank();
+    units_per_rank_ = units.units_per_rank();
+    own_first_unit_ = me * units_per_rank_;
     mirror_base_ = reinterpret_cast<std::uintptr_t>(mirror_);
     own_rebased_ = reinterpret_cast<std::uintptr_t>(own_block_) - me * units.max_local_size() * units.element_bytes();
   }
@@ -70,7 +71,7 @@ class replica {
   // whichever storage holds `unit` (this rank's block, rebased, or the
   // mirror); element i is at that plus i elements. A select, no division.
   std::uintptr_t tiled_base(std::size_t unit) const noexcept {
-    return unit - own_first_unit_ < units_.units_per_rank() ? own_rebased_ : mirror_base_;
+    return unit - own_first_unit_ < units_per_rank_ ? own_rebased_ : mirror_base_;
   }
 
   std::uint8_t state(std::size_t unit) const noexcept {
@@ -99,7 +100,7 @@ class replica {
   mutable std::vector<std::uint8_t> states_;
   std::byte* mirror_ = nullptr;
   std::size_t mirror_bytes_ = 0;
-  std::size_t own_first_unit_ = 0;
+  std::size_t units_per_rank_ = 0, own_first_unit_ = 0;
   std::uintptr_t mirror_base_ = 0, own_rebased_ = 0;  // unsigned: wraps, never dereferenced as such
 };
 

@@ -48,7 +48,7 @@ struct single_writer {
     // Out of line, so that the hit above inlines. Granted exclusively, the
     // unit stays until this rank confirms, so the store cannot be lost; the
     // recheck covers a unit that was already owned when the recall came.
-    [[gnu::noinline]] void write_miss(const typename coherence::cached_elements<T>::place& p, const T& v) {
+    [[gnu::noinline]] void write_miss(typename coherence::cached_elements<T>::place p, coherence::by_value_if_small<T> v) {
       auto& e = cache_.protocol_engine();
       for (;;) {
         bool requested = false;
@@ -65,6 +65,7 @@ struct single_writer {
 
    public:
     void get(std::size_t first, std::size_t count, T* out) { cache_.get(first, count, out); }
+    const T* read_span(std::size_t first, std::size_t count) { return cache_.span_of(first, count); }
     // Every unit not owned yet is requested at once; one taken away before
     // its elements are written is written through the element path.
     void put(std::size_t first, const T* in, std::size_t count) {

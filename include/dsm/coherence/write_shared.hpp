@@ -40,7 +40,7 @@ struct write_shared {
 
    private:
     // Out of line: the hit above stays small enough to inline.
-    [[gnu::noinline]] void first_write(const typename coherence::cached_elements<T>::place& p, const T& v) {
+    [[gnu::noinline]] void first_write(typename coherence::cached_elements<T>::place p, coherence::by_value_if_small<T> v) {
       auto& e = cache_.protocol_engine();
       if (e.copies().state(p.unit) == coherence::invalid) e.fetch(p.unit);
       e.make_twin(p.unit);
@@ -49,6 +49,16 @@ struct write_shared {
 
    public:
     void get(std::size_t first, std::size_t count, T* out) { cache_.get(first, count, out); }
+    const T* read_span(std::size_t first, std::size_t count) { return cache_.span_of(first, count); }
+    // Every unit twinned now, so whatever the span's writes change is sent
+    // at the release.
+    T* write_span(std::size_t first, std::size_t count) {
+      T* data = cache_.span_of(first, count);
+      auto& e = cache_.protocol_engine();
+      for (std::size_t u : cache_.units().units_covering(cache_.layout().distribution, first, count))
+        if (e.copies().state(u) != coherence::exclusive) e.make_twin(u);
+      return data;
+    }
     // Missing units are fetched together first (a twin needs the unit).
     void put(std::size_t first, const T* in, std::size_t count) {
       cache_.protocol_engine().fetch(cache_.units().units_covering(cache_.layout().distribution, first, count));
