@@ -8,7 +8,10 @@
 //   hit_read / hit_write  ns per element on a valid copy   vs a local std::vector load / store
 //   span_read / span_write  the same through read_span / write_span (write
 //                         spans: write_shared)               vs the same
-//   miss                  ns per miss (one unit fetched)    vs a direct rget of one unit
+//   miss                  ns per miss (one unit fetched; units walked
+//                         downwards, so no readahead)        vs a direct rget of one unit
+//   miss_readahead        the same walked upwards: consecutive misses
+//                         fetch the following units ahead     vs a direct rget of one unit
 //   miss_home_computing   the same while the home computes and never calls
 //                         into dsm                          vs a direct rget of one unit, the
 //                                                           home computing too
@@ -23,8 +26,10 @@
 //                                                           vs an idle barrier + rput of
 //                                                           those bytes (+ fence), and vs
 //                                                           the same with whole units put
-//   sweep_one_line        ns to miss and read 1 line of a unit   vs a direct rget of one 64 B line
-//   sweep_all_lines       ns to miss and read every line          vs the same
+//   sweep_one_line        ns to miss and read 1 line of a unit (walked
+//                         downwards)                      vs a direct rget of one 64 B line
+//   sweep_all_lines       ns to miss and read every line (upwards, with
+//                         readahead)                      vs the same
 // The sweep runs the unit size from 64 B to 64 KiB (software DSM with page
 // units pays for a whole page to read one line).
 //
@@ -144,16 +149,21 @@ void hits(const options& o, std::size_t unit_bytes) {
 // so each of its repetitions takes a fresh array (and pays for first
 // touching its mirror pages). Keys and mappings of the home's memory are
 // warmed first: that is a once-per-array cost, not a miss.
+// Units are walked upwards (consecutive misses: readahead fetches ahead)
+// or downwards (every unit a miss of its own).
+enum class walk { upwards, downwards };
 template <class Policy>
-double miss_ns(const options& o, std::size_t unit_bytes, bool all_lines) {
+double miss_ns(const options& o, std::size_t unit_bytes, bool all_lines, walk order) {
   constexpr bool fresh_each_time = std::is_same_v<Policy, dsm::read_only>;
   std::vector<double> t;
   std::optional<fixture<Policy>> f;
   auto read_units = [&] {
     double s = 0;
     const std::size_t step = all_lines ? 64 / sizeof(double) : f->per_unit;
-    for (std::size_t u = 0; u < o.units; ++u)
-      for (std::size_t k = 0; k < f->per_unit; k += step) s += f->a[f->remote(u, k)];
+    for (std::size_t k = 0; k < o.units; ++k) {
+      const std::size_t u = order == walk::upwards ? k : o.units - 1 - k;
+      for (std::size_t e = 0; e < f->per_unit; e += step) s += f->a[f->remote(u, e)];
+    }
     sink = s;
   };
   for (int r = 0; r < o.reps + 1; ++r) {
@@ -212,14 +222,24 @@ void misses_home_computing(const options& o, std::size_t unit_bytes) {
   std::vector<double> miss, direct;
   for (int r = 0; r < o.reps + 1; ++r) {
     while_home_computes([&] {
-      const double ns = dsm_bench::time_ns([&] {
-        double s = 0;
-        for (std::size_t u = 0; u < o.units; ++u) s += f.a[f.remote(u)];
-        sink = s;
-      }) / static_cast<double>(o.units);
-      const double get = dsm_bench::time_ns([&] {
-        for (std::size_t u = 0; u < o.units; ++u) dsm::rget(f.a.pointer(f.remote(u)), f.per_unit, buffer.data()).wait();
-      }) / static_cast<double>(o.units);
+      auto misses = [&] {
+        return dsm_bench::time_ns([&] {
+          double s = 0;
+          for (std::size_t k = 0; k < o.units; ++k) s += f.a[f.remote(o.units - 1 - k)];  // no readahead
+          sink = s;
+        }) / static_cast<double>(o.units);
+      };
+      auto gets = [&] {
+        return dsm_bench::time_ns([&] {
+          for (std::size_t u = 0; u < o.units; ++u) dsm::rget(f.a.pointer(f.remote(u)), f.per_unit, buffer.data()).wait();
+        }) / static_cast<double>(o.units);
+      };
+      // Taking turns at going first: the home's progress thread competes
+      // for a core with its computation, and whichever pass comes first
+      // meets it in another state.
+      double ns, get;
+      if (r % 2 == 0) ns = misses(), get = gets();
+      else get = gets(), ns = misses();
       if (r > 0) miss.push_back(ns), direct.push_back(get);  // the first pass also maps the mirror
     });
   }
@@ -231,9 +251,14 @@ void misses_home_computing(const options& o, std::size_t unit_bytes) {
 template <class Policy>
 void misses(const options& o, std::size_t unit_bytes) {
   const double direct = direct_gets_ns(o, unit_bytes);
-  const double ns = miss_ns<Policy>(o, unit_bytes, false);
-  const char* measure = std::is_same_v<Policy, dsm::read_only> ? "miss_cold" : "miss";
-  if (dsm::rank() == 0) row(Policy::name, measure, unit_bytes, o.units, ns, "direct_get_unit", direct);
+  const double ns = miss_ns<Policy>(o, unit_bytes, false, walk::downwards);
+  const double ahead = miss_ns<Policy>(o, unit_bytes, false, walk::upwards);
+  const bool cold = std::is_same_v<Policy, dsm::read_only>;
+  if (dsm::rank() == 0) {
+    row(Policy::name, cold ? "miss_cold" : "miss", unit_bytes, o.units, ns, "direct_get_unit", direct);
+    row(Policy::name, cold ? "miss_readahead_cold" : "miss_readahead", unit_bytes, o.units, ahead, "direct_get_unit",
+        direct);
+  }
   if constexpr (!std::is_same_v<Policy, dsm::read_only>) misses_home_computing<Policy>(o, unit_bytes);
 }
 
@@ -310,8 +335,8 @@ template <class Policy>
 void sweep(const options& o) {
   for (std::size_t unit = 64; unit <= o.max_unit; unit *= 4) {
     const double line = direct_gets_ns(o, 64);
-    const double one = miss_ns<Policy>(o, unit, false);
-    const double all = miss_ns<Policy>(o, unit, true);
+    const double one = miss_ns<Policy>(o, unit, false, walk::downwards);  // scattered: no readahead
+    const double all = miss_ns<Policy>(o, unit, true, walk::upwards);     // a sweep
     if (dsm::rank() == 0) {
       row(Policy::name, "sweep_one_line", unit, 1, one, "direct_get_line", line);
       row(Policy::name, "sweep_all_lines", unit, unit / 64, all, "direct_get_line", line);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <dsm/allocate.hpp>
+#include <dsm/coherence/advice.hpp>
 #include <dsm/coherence/array_layout.hpp>
 #include <dsm/coherence/direct.hpp>
 #include <dsm/coherence/policy.hpp>
@@ -172,6 +173,23 @@ class shared_array {
     if (count == 0) return {};
     check_span(first, count, "write_span");
     return {state_->write_span(first, count), count};
+  }
+
+  // Caching policies: the missing units of [first, first + count) are
+  // fetched from now on, without waiting (a later read finds them there or
+  // on their way); a no-op for direct, which keeps no copies.
+  void prefetch(std::size_t first, std::size_t count) {
+    check_range(first, count, "prefetch");
+    if constexpr (requires { state_->prefetch(first, count); }) state_->prefetch(first, count);
+  }
+  // advice::willneed is prefetch; advice::dontneed drops the range's read
+  // copies (the units this rank writes stay until its release sends them).
+  void advise(std::size_t first, std::size_t count, advice a) {
+    check_range(first, count, "advise");
+    if (a != advice::willneed && a != advice::dontneed)
+      throw error(errc::invalid_argument, fmt::format("{}: advise with advice {}: expected willneed or dontneed", describe(),
+                                                      static_cast<int>(a)));
+    if constexpr (requires { state_->advise(first, count, a); }) state_->advise(first, count, a);
   }
 
   typename Policy::template state<T>& policy_state() noexcept { return *state_; }

@@ -30,6 +30,12 @@ struct array_layout {
   global_ptr<T> local_pointer(std::size_t rank, std::size_t local_index) const {
     return blocks[rank] + static_cast<std::ptrdiff_t>(local_index);
   }
+  // The blocks as bytes, for the parts of a policy that move units.
+  std::vector<global_ptr<std::byte>> byte_blocks() const {
+    std::vector<global_ptr<std::byte>> out;
+    for (const auto& b : blocks) out.push_back(dsm::detail::rebind<std::byte>(b, b.byte_offset()));
+    return out;
+  }
 };
 
 }  // namespace dsm::coherence

@@ -21,7 +21,8 @@ namespace dsm::coherence {
 
 struct array_stats {
   std::uint64_t hits = 0, misses = 0;
-  std::uint64_t copies_dropped = 0;  // read copies dropped at acquires and barriers (self-invalidation)
+  std::uint64_t copies_dropped = 0;  // read copies dropped at acquires and barriers (self-invalidation), and on advice
+  std::uint64_t prefetched = 0;      // units fetched ahead: prefetch(), advice::willneed, readahead
   std::uint64_t twins = 0;
   std::uint64_t diffs = 0, diff_bytes = 0;
   std::uint64_t write_backs = 0, write_back_bytes = 0;  // single_writer: owned units' changes sent home at a release
@@ -31,9 +32,9 @@ struct array_stats {
 
   void print(std::FILE* out, int rank, std::string_view array) const {
     fmt::print(out,
-               "dsm stats rank {}: {}: hits {}, misses {}, copies dropped {}, twins {}, diffs {} "
-               "({} B), ownership transfers {}, races {}, bytes cleaned {}, bytes invalidated {}, write-backs {} ({} B)\n",
-               rank, array, DSM_COUNT_HITS != 0 ? fmt::to_string(hits) : std::string("-"), misses, copies_dropped, twins, diffs,
+               "dsm stats rank {}: {}: hits {}, misses {}, prefetched {}, copies dropped {}, twins {}, "
+               "diffs {} ({} B), ownership transfers {}, races {}, bytes cleaned {}, bytes invalidated {}, write-backs {} ({} B)\n",
+               rank, array, DSM_COUNT_HITS != 0 ? fmt::to_string(hits) : std::string("-"), misses, prefetched, copies_dropped, twins, diffs,
                diff_bytes, ownership_transfers.load(), races.load(), bytes_cleaned.load(), bytes_invalidated.load(),
                write_backs, write_back_bytes);
   }

@@ -4,6 +4,7 @@
 // single_writer and write_shared; their write paths differ.
 #pragma once
 
+#include <dsm/coherence/advice.hpp>
 #include <dsm/coherence/array_layout.hpp>
 #include <dsm/config.hpp>
 #include <dsm/coherence/engine.hpp>
@@ -28,7 +29,7 @@ class cached_elements {
   cached_elements(const array_layout<T>& layout, protocol p)
       : layout_(layout),
         units_(layout.distribution, sizeof(T), layout.unit, layout.description),
-        engine_(p, layout.object_id, layout.distribution, units_, byte_blocks(layout.blocks), layout.description),
+        engine_(p, layout.object_id, layout.distribution, units_, layout.byte_blocks(), layout.description),
         count_hits_(dsm::detail::rt().config().stats) {}
 
   struct place {
@@ -72,6 +73,15 @@ class cached_elements {
     return locate(first).element;
   }
 
+  void prefetch(std::size_t first, std::size_t count) {
+    engine_.prefetch(units_.units_covering(layout_.distribution, first, count));
+  }
+  void advise(std::size_t first, std::size_t count, advice a) {
+    const auto wanted = units_.units_covering(layout_.distribution, first, count);
+    if (a == advice::dontneed) engine_.drop(wanted);
+    else engine_.prefetch(wanted);
+  }
+
   void hit() noexcept {
     if constexpr (DSM_COUNT_HITS != 0)
       if (count_hits_) ++engine_.stats().hits;
@@ -81,12 +91,6 @@ class cached_elements {
   const array_layout<T>& layout() const noexcept { return layout_; }
 
  private:
-  static std::vector<global_ptr<std::byte>> byte_blocks(const std::vector<global_ptr<T>>& blocks) {
-    std::vector<global_ptr<std::byte>> out;
-    for (const auto& b : blocks) out.push_back(dsm::detail::rebind<std::byte>(b, b.byte_offset()));
-    return out;
-  }
-
   const array_layout<T>& layout_;
   unit_map units_;
   engine engine_;

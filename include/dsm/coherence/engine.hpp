@@ -47,6 +47,7 @@
 #include <dsm/coherence/diff.hpp>
 #include <dsm/coherence/release_counts.hpp>
 #include <dsm/coherence/replica.hpp>
+#include <dsm/coherence/unit_fetcher.hpp>
 #include <dsm/coherence/unit_map.hpp>
 #include <dsm/coherence/wire.hpp>
 #include <dsm/detail/sanitizer.hpp>
@@ -126,7 +127,8 @@ class engine final : public dsm::detail::object_endpoint {
         grants_(units.units(), 0),
         concurrent_handlers_(rt_.worker().mode() == transport::progress_mode::thread),
         check_races_(rt_.config().check_races),
-        maintain_{&stats_} {
+        maintain_{&stats_},
+        fetcher_(units, replica_, blocks_, stats_, object_) {
     replica_.reset(shared);
     rt_.register_object(id_, this);
     // Nobody may send this array a message before every rank can take it.
@@ -147,66 +149,23 @@ class engine final : public dsm::detail::object_endpoint {
 
   // ---- the requesting side (program's thread) ---------------------------
 
-  // Read copies of the listed units this rank lacks: one get each from the
-  // home's memory, all in flight together. Units homed here are always
-  // readable.
-  void fetch(std::span<const std::size_t> wanted) {
-    std::vector<std::size_t> missing;
-    std::vector<future<>> gets;
-    for (std::size_t u : wanted) {
-      if (replica_.state(u) != invalid) continue;  // readable, or listed twice
-      replica_.set_state(u, fetching);
-      missing.push_back(u);
-      if (units_.bytes_in(u) != 0) gets.push_back(rget(home_bytes(u), units_.bytes_in(u), replica_.unit_data(u)));
-    }
-    if (missing.empty()) return;
-    stats_.misses += missing.size();
-    for (std::size_t k = 0; k < gets.size(); ++k) {
-      try {
-        gets[k].wait();
-      } catch (const error& e) {
-        for (std::size_t u : missing) replica_.set_state(u, invalid);
-        throw read_miss_error(missing[k], e);
-      }
-    }
-    for (std::size_t u : missing) {
-      maintain_.after_transfer_wrote(replica_.unit_data(u), units_.bytes_in(u));
-      replica_.set_state(u, shared);
-    }
-  }
-  // One unit (an element read's miss): no lists, one get.
-  void fetch(std::size_t unit) {
-    if (replica_.state(unit) != invalid) return;
-    ++stats_.misses;
-    if (units_.bytes_in(unit) != 0) {
-      replica_.set_state(unit, fetching);
-      try {
-        rget(home_bytes(unit), units_.bytes_in(unit), replica_.unit_data(unit)).wait();
-      } catch (const error& e) {
-        replica_.set_state(unit, invalid);
-        throw read_miss_error(unit, e);
-      }
-      maintain_.after_transfer_wrote(replica_.unit_data(unit), units_.bytes_in(unit));
-    }
-    replica_.set_state(unit, shared);
+  // Read copies: one get each from the home's memory (unit_fetcher.hpp).
+  // Units homed here are always readable.
+  void fetch(std::span<const std::size_t> wanted) { fetcher_.fetch(wanted); }
+  void fetch(std::size_t unit) { fetcher_.fetch(unit); }
+  void prefetch(std::span<const std::size_t> wanted) { fetcher_.prefetch(wanted); }
+  // Read copies the program no longer needs; units it writes stay.
+  void drop(std::span<const std::size_t> wanted) {
+    const auto g = rt_.worker().lock();
+    fetcher_.drop(wanted);
   }
 
- private:
-  // The unit in its home's memory.
-  global_ptr<std::byte> home_bytes(std::size_t unit) const {
-    return blocks_[units_.home_of(unit)] + static_cast<std::ptrdiff_t>(units_.first_local(unit) * units_.element_bytes());
-  }
-  error read_miss_error(std::size_t unit, const error& cause) const {
-    return error(cause.category(), fmt::format("{}: read miss of unit {} from its home, rank {}: {}", object_, unit,
-                                               units_.home_of(unit), cause.message()));
-  }
-
- public:
   // single_writer: each listed unit exclusively (requested together, then
   // awaited).
   void obtain_exclusive(std::span<const std::size_t> wanted) {
     std::size_t requested = 0;
     for (std::size_t u : wanted) {
+      fetcher_.complete(u);  // a get in flight must not land over the grant
       const std::uint8_t s = replica_.state(u);
       if (s == exclusive || s == pending) continue;  // pending: listed twice
       replica_.set_state(u, pending);
@@ -277,6 +236,7 @@ class engine final : public dsm::detail::object_endpoint {
   // does not see, this rank's whole block is cleaned, since local() writes
   // are plain stores nobody tracks and peers read the block directly.
   void arrive() {
+    fetcher_.settle();  // the barrier drops every copy: no get may land after it
     release();
     if (const std::size_t n = distribution_.local_size(me_) * units_.element_bytes(); n != 0)
       maintain_.before_transfer_reads(replica_.unit_data(me_ * units_.units_per_rank()), n);
@@ -286,6 +246,7 @@ class engine final : public dsm::detail::object_endpoint {
   // rank's last acquire. A write_shared rank with unsent changes sends them
   // first: their units are dropped too, and its bytes must not be lost.
   void acquire() {
+    fetcher_.settle();  // copies fetched ahead count as fetched before the acquire
     if (protocol_ == protocol::write_shared && !dirty_.empty()) send_diffs();
     const auto now = counts_.read_all(maintain_);
     std::size_t dropped = 0;
@@ -864,6 +825,7 @@ class engine final : public dsm::detail::object_endpoint {
   bool check_races_;
   array_stats stats_;
   maintenance maintain_;
+  unit_fetcher fetcher_;  // last: its gets in flight end before anything they write into goes
 };
 
 }  // namespace dsm::coherence

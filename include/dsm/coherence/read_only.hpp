@@ -7,12 +7,14 @@
 // local() bypass the check: they are plain memory).
 #pragma once
 
+#include <dsm/coherence/advice.hpp>
 #include <dsm/coherence/array_layout.hpp>
 #include <dsm/coherence/array_stats.hpp>
 #include <dsm/config.hpp>
 #include <dsm/coherence/bulk.hpp>
 #include <dsm/coherence/policy.hpp>
 #include <dsm/coherence/replica.hpp>
+#include <dsm/coherence/unit_fetcher.hpp>
 #include <dsm/coherence/unit_map.hpp>
 #include <dsm/error.hpp>
 #include <dsm/rma.hpp>
@@ -77,7 +79,7 @@ struct read_only {
         rget(layout_.pointer(i), 1, &value).wait();
         return value;
       }
-      fetch(std::span<const std::size_t>(&unit, 1));
+      fetcher_.fetch(unit);
       return *copy;
     }
 
@@ -114,6 +116,17 @@ struct read_only {
       coherence::bulk_put(layout_, first, in, count);
     }
 
+    // Ahead of use; nothing before publication (the data is still being
+    // written).
+    void prefetch(std::size_t first, std::size_t count) {
+      if (published_) fetcher_.prefetch(units_.units_covering(layout_.distribution, first, count));
+    }
+    void advise(std::size_t first, std::size_t count, advice a) {
+      const auto wanted = units_.units_covering(layout_.distribution, first, count);
+      if (a == advice::dontneed) return fetcher_.drop(wanted);
+      if (published_) fetcher_.prefetch(wanted);
+    }
+
     void acquire() {}
     void release() {}
     // Peers will read this rank's block directly: what its CPU wrote must
@@ -139,24 +152,7 @@ struct read_only {
                                 layout_.description, operation, i));
     }
 
-    // Missing units, all in flight together, then each made visible.
-    void fetch(std::span<const std::size_t> wanted) {
-      std::vector<std::size_t> missing;
-      std::vector<future<>> gets;
-      for (std::size_t u : wanted) {
-        if (copies_.state(u) == coherence::shared || units_.elements_in(u) == 0) continue;
-        missing.push_back(u);
-        gets.push_back(rget(layout_.local_pointer(units_.home_of(u), units_.first_local(u)), units_.elements_in(u),
-                            reinterpret_cast<T*>(copies_.unit_data(u))));
-      }
-      for (auto& g : gets) g.wait();
-      const coherence::maintenance maintain{&stats_};
-      for (std::size_t u : missing) {
-        maintain.after_transfer_wrote(copies_.unit_data(u), units_.bytes_in(u));
-        copies_.set_state(u, coherence::shared);
-      }
-      stats_.misses += missing.size();
-    }
+    void fetch(std::span<const std::size_t> wanted) { fetcher_.fetch(wanted); }
 
     const coherence::array_layout<T>& layout_;
     coherence::unit_map units_;
@@ -166,6 +162,7 @@ struct read_only {
     bool count_hits_;
     bool print_stats_;
     coherence::array_stats stats_;
+    coherence::unit_fetcher fetcher_{units_, copies_, layout_.byte_blocks(), stats_, layout_.description};
   };
 };
 

@@ -66,6 +66,8 @@ struct single_writer {
    public:
     void get(std::size_t first, std::size_t count, T* out) { cache_.get(first, count, out); }
     const T* read_span(std::size_t first, std::size_t count) { return cache_.span_of(first, count); }
+    void prefetch(std::size_t first, std::size_t count) { cache_.prefetch(first, count); }
+    void advise(std::size_t first, std::size_t count, advice a) { cache_.advise(first, count, a); }
     // Every unit not owned yet is requested at once; one taken away before
     // its elements are written is written through the element path.
     void put(std::size_t first, const T* in, std::size_t count) {

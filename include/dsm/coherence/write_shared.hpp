@@ -42,7 +42,7 @@ struct write_shared {
     // Out of line: the hit above stays small enough to inline.
     [[gnu::noinline]] void first_write(typename coherence::cached_elements<T>::place p, coherence::by_value_if_small<T> v) {
       auto& e = cache_.protocol_engine();
-      if (e.copies().state(p.unit) == coherence::invalid) e.fetch(p.unit);
+      if (e.copies().state(p.unit) < coherence::shared) e.fetch(p.unit);  // missing, or still on its way
       e.make_twin(p.unit);
       *p.element = v;
     }
@@ -50,6 +50,8 @@ struct write_shared {
    public:
     void get(std::size_t first, std::size_t count, T* out) { cache_.get(first, count, out); }
     const T* read_span(std::size_t first, std::size_t count) { return cache_.span_of(first, count); }
+    void prefetch(std::size_t first, std::size_t count) { cache_.prefetch(first, count); }
+    void advise(std::size_t first, std::size_t count, advice a) { cache_.advise(first, count, a); }
     // Every unit twinned now, so whatever the span's writes change is sent
     // at the release.
     T* write_span(std::size_t first, std::size_t count) {

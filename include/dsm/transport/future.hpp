@@ -99,6 +99,9 @@ class future {
   // An operation still in flight is completed before its buffers go away.
   ~future() { release(); }
 
+  // Done already, without progressing (an operation UCX completed in place).
+  bool done() const { return !request_ || request_done(); }
+
   // Done? Progresses the worker once if not.
   bool ready() {
     if (!request_) return true;

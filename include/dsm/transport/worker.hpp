@@ -206,11 +206,15 @@ class worker {
 
   void run_progress_thread(int worker_fd) {
     pollfd fds[2] = {{worker_fd, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    // The program's waits as of this thread's last look: kept across
+    // wake-ups, so that a program computing outside dsm is served at once
+    // (not after a nap per event).
+    std::uint64_t seen = program_waits_.load(std::memory_order_relaxed);
     for (;;) {
       // The program's thread is polling, or was a moment ago: it serves
       // what arrives. Naps rather than a notification, so that leaving a
       // wait costs the program nothing.
-      for (std::uint64_t seen = ~std::uint64_t{0};;) {
+      for (;;) {
         const std::uint64_t waits = program_waits_.load(std::memory_order_relaxed);
         if (program_polling_.load(std::memory_order_acquire) == 0 && waits == seen) break;
         seen = waits;

@@ -1,0 +1,140 @@
+// Read copies of other ranks' units, fetched with one-sided gets of the
+// home's memory: on a miss, ahead of the program (prefetch, and readahead
+// when misses walk consecutive units of one home), and dropped when the
+// program says it no longer needs them. Shared by every caching policy;
+// the program's thread only.
+//
+// A unit being fetched ahead is in state `fetching`; whatever else wants
+// the unit (a miss, an ownership request, an acquire, a barrier) completes
+// that get first, so no late get ever lands over newer bytes.
+#pragma once
+
+#include <dsm/coherence/array_stats.hpp>
+#include <dsm/coherence/replica.hpp>
+#include <dsm/coherence/unit_map.hpp>
+#include <dsm/error.hpp>
+#include <dsm/global_ptr.hpp>
+#include <dsm/rma.hpp>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace dsm::coherence {
+
+class unit_fetcher {
+ public:
+  // Readahead doubles from one unit up to this many while misses stay
+  // consecutive, and stops at the first miss that is not.
+  static constexpr std::size_t max_readahead = 16;
+
+  unit_fetcher(const unit_map& units, replica& copies, std::vector<global_ptr<std::byte>> blocks, array_stats& stats,
+               std::string object)
+      : units_(units), copies_(copies), blocks_(std::move(blocks)), stats_(stats), object_(std::move(object)) {}
+  unit_fetcher(const unit_fetcher&) = delete;
+  unit_fetcher& operator=(const unit_fetcher&) = delete;
+  // In-flight gets write into the mirror: they end before it goes.
+  ~unit_fetcher() {
+    try {
+      settle();
+    } catch (const std::exception& e) {
+      fmt::print(stderr, "dsm: {}: a prefetch failed: {}\n", object_, e.what());
+    }
+  }
+
+  // An element's miss: the unit readable when it returns. Consecutive
+  // misses of one home fetch the following units ahead.
+  void fetch(std::size_t unit) {
+    const bool sequential = unit == last_miss_ + 1 && units_.home_of(unit) == units_.home_of(last_miss_);
+    window_ = sequential ? std::clamp<std::size_t>(window_ * 2, 1, max_readahead) : 0;
+    last_miss_ = unit;
+    if (window_ != 0) {
+      const std::size_t end = std::min((units_.home_of(unit) + 1) * units_.units_per_rank(), unit + 1 + window_);
+      for (std::size_t u = unit + 1; u < end; ++u) start(u, true);
+    }
+    // A unit already on its way (fetched ahead) is waited for, not counted
+    // as a miss.
+    if (copies_.state(unit) == invalid) start(unit, false), ++stats_.misses;
+    complete(unit);
+  }
+
+  // Many units (bulk reads, spans): every get in flight together.
+  void fetch(std::span<const std::size_t> wanted) {
+    for (std::size_t u : wanted)
+      if (copies_.state(u) == invalid) start(u, false), ++stats_.misses;
+    for (std::size_t u : wanted)
+      if (copies_.state(u) == fetching) complete(u);
+  }
+
+  // Gets for the units not here yet; returns at once.
+  void prefetch(std::span<const std::size_t> wanted) {
+    for (std::size_t u : wanted) start(u, true);
+  }
+
+  // The unit's get, if one is in flight, completed (the unit then readable).
+  void complete(std::size_t unit) {
+    const auto found = in_flight_.find(unit);
+    if (found == in_flight_.end()) return;
+    auto get = std::move(found->second);
+    in_flight_.erase(found);
+    finish(unit, get);
+  }
+
+  // Every get in flight completed: before an acquire decides what to
+  // drop, and before a barrier drops everything.
+  void settle() {
+    while (!in_flight_.empty()) complete(in_flight_.begin()->first);
+    window_ = 0;
+  }
+
+  // The program no longer needs these read copies (advice::dontneed):
+  // dropped, refetched if read again. Units this rank writes stay.
+  void drop(std::span<const std::size_t> wanted) {
+    for (std::size_t u : wanted) {
+      complete(u);
+      if (copies_.state(u) == shared && !copies_.is_home(u)) copies_.set_state(u, invalid), ++stats_.copies_dropped;
+    }
+  }
+
+ private:
+  // Posts the get of a unit that is not here (nothing for anything else).
+  void start(std::size_t unit, bool ahead) {
+    if (copies_.state(unit) != invalid) return;
+    if (units_.bytes_in(unit) == 0) return copies_.set_state(unit, shared);
+    copies_.set_state(unit, fetching);
+    const auto home = blocks_[units_.home_of(unit)] +
+                      static_cast<std::ptrdiff_t>(units_.first_local(unit) * units_.element_bytes());
+    auto get = rget(home, units_.bytes_in(unit), copies_.unit_data(unit));
+    if (ahead) ++stats_.prefetched;
+    if (get.done()) return finish(unit, get);  // shared memory copies in place: nothing to track
+    in_flight_.emplace(unit, std::move(get));
+  }
+
+  void finish(std::size_t unit, future<>& get) {
+    try {
+      get.wait();
+    } catch (const error& e) {
+      copies_.set_state(unit, invalid);
+      throw error(e.category(), fmt::format("{}: read miss of unit {} from its home, rank {}: {}", object_, unit,
+                                            units_.home_of(unit), e.message()));
+    }
+    maintenance{&stats_}.after_transfer_wrote(copies_.unit_data(unit), units_.bytes_in(unit));
+    copies_.set_state(unit, shared);
+  }
+
+  const unit_map& units_;
+  replica& copies_;
+  std::vector<global_ptr<std::byte>> blocks_;
+  array_stats& stats_;
+  std::string object_;
+  std::unordered_map<std::size_t, future<>> in_flight_;
+  std::size_t last_miss_ = ~std::size_t{0} - 1;  // +1 matches no unit
+  std::size_t window_ = 0;
+};
+
+}  // namespace dsm::coherence
