@@ -49,13 +49,13 @@ int main(int argc, char** argv) {
     dsm::barrier();
 
     // FIFO: while rank 0 holds the lock, ranks 1 .. n-1 queue one after the
-    // other, 300 ms apart; they must get it in exactly that order.
+    // other, 700 ms apart; they must get it in exactly that order.
     if (n > 1) {
       const auto fifo_log = dsm::allocate_collective<std::int32_t>(static_cast<std::size_t>(n))[0];
       const auto next_slot = dsm::allocate_collective<std::uint64_t>(1)[0];
       if (me == 0) l.lock();
       dsm::barrier();
-      constexpr auto gap = std::chrono::milliseconds(300);
+      constexpr auto gap = std::chrono::milliseconds(700);  // generous: a loaded 2-core machine, a rank under qemu
       std::this_thread::sleep_for(gap * (me == 0 ? n : me));  // rank 0 lets go after all queued
       if (me == 0) {
         l.unlock();

@@ -162,129 +162,40 @@ class engine final : public dsm::detail::object_endpoint {
 
   // single_writer: each listed unit exclusively (requested together, then
   // awaited).
-  void obtain_exclusive(std::span<const std::size_t> wanted) {
-    std::size_t requested = 0;
-    for (std::size_t u : wanted) {
-      fetcher_.complete(u);  // a get in flight must not land over the grant
-      const std::uint8_t s = replica_.state(u);
-      if (s == exclusive || s == pending) continue;  // pending: listed twice
-      replica_.set_state(u, pending);
-      post(units_.home_of(u), u, wire::write);
-      ++requested;
-    }
-    if (requested == 0) return;
-    stats_.misses += requested;
-    for (std::size_t u : wanted)
-      rt_.worker().wait_until([&] { return replica_.state_acquire(u) != pending; }, rt_.worker().timeout(), [&] {
-        return fmt::format("{}: unit {} from its home, rank {} (write miss)", object_, u, units_.home_of(u));
-      });
-  }
+  void obtain_exclusive(std::span<const std::size_t> wanted);
 
   // single_writer: one unit exclusively, held until confirm_exclusive(): the
   // home passes it on to nobody before this rank has written it. One unit
   // at a time: ranks holding several while waiting for more could wait on
   // each other for ever. (Units obtained in a batch are confirmed at once.)
-  void obtain_to_write(std::size_t unit) {
-    {
-      const auto g = rt_.worker().lock();  // the grant's handler reads it
-      holding_ = unit;
-    }
-    obtain_exclusive(std::span<const std::size_t>(&unit, 1));
-  }
-  void confirm_exclusive(std::size_t unit) {
-    const auto g = rt_.worker().lock();
-    holding_ = no_unit;
-    send(units_.home_of(unit), unit, wire::installed);
-    deliver_to_self();
-  }
+  void obtain_to_write(std::size_t unit);
+  void confirm_exclusive(std::size_t unit);
 
   // single_writer, the home's first write to one of its units since its
   // last release: no message when no other rank owns the unit. Recorded,
   // so that the release counts it.
-  bool claim_home_unit(std::size_t unit) {
-    const auto g = rt_.worker().lock();
-    const std::size_t lu = local_unit(unit);
-    if (owner_[lu] != static_cast<std::int32_t>(me_) || txns_.contains(lu)) return false;
-    replica_.set_state(unit, exclusive);
-    home_written_.push_back(unit);
-    return true;
-  }
+  bool claim_home_unit(std::size_t unit);
 
   // write_shared: the first write to a readable unit keeps a twin of it.
-  void make_twin(std::size_t unit) {
-    const auto g = rt_.worker().lock();  // a home's twin is patched by handlers
-    const std::byte* data = replica_.unit_data(unit);
-    twins_[unit].assign(data, data + units_.bytes_in(unit));
-    // The home's copy is its memory, always current: its races are judged
-    // by interval (see apply_diff), not by the count it saw.
-    if (replica_.is_home(unit)) twin_interval_.emplace(unit, acquires_);  // the first twin of the interval counts
-    dirty_.push_back(unit);
-    ++stats_.twins;
-    replica_.set_state(unit, exclusive);
-  }
+  void make_twin(std::size_t unit);
 
   // Every change of this rank goes home; returns when each is applied
   // (and counted). write_shared: a race a home reported is an error here
   // under DSM_CHECK_RACES=1.
-  void release() {
-    if (protocol_ == protocol::write_shared) return send_diffs();
-    write_back_owned();
-    publish_home_writes();
-  }
+  void release();
 
   // A barrier's release: as release(), and on a CPU whose caches the NIC
   // does not see, this rank's whole block is cleaned, since local() writes
   // are plain stores nobody tracks and peers read the block directly.
-  void arrive() {
-    fetcher_.settle();  // the barrier drops every copy: no get may land after it
-    release();
-    if (const std::size_t n = distribution_.local_size(me_) * units_.element_bytes(); n != 0)
-      maintain_.before_transfer_reads(replica_.unit_data(me_ * units_.units_per_rank()), n);
-  }
+  void arrive();
 
   // Drops the copies of every home whose release count moved since this
   // rank's last acquire. A write_shared rank with unsent changes sends them
   // first: their units are dropped too, and its bytes must not be lost.
-  void acquire() {
-    fetcher_.settle();  // copies fetched ahead count as fetched before the acquire
-    if (protocol_ == protocol::write_shared && !dirty_.empty()) send_diffs();
-    const auto now = counts_.read_all(maintain_);
-    std::size_t dropped = 0;
-    const auto g = rt_.worker().lock();
-    for (std::size_t h = 0; h < rt_.ranks(); ++h) {
-      if (h == me_) continue;
-      if (!seen_known_[h] || now[h] != seen_[h]) dropped += drop_copies_of(h);
-      seen_[h] = now[h];
-      seen_known_[h] = 1;
-    }
-    stats_.copies_dropped += dropped;
-    ++acquires_;
-  }
+  void acquire();
 
   // After every rank passed a barrier: a fresh interval.
-  void start_interval() {
-    const auto g = rt_.worker().lock();
-    for (auto& [unit, t] : txns_)
-      if (!t.granted || !t.waiting.empty())
-        throw error(errc::internal, fmt::format("{}: unit {} still in a transaction at a barrier", object_, unit));
-    txns_.clear();
-    history_.clear();
-    twins_.clear();
-    twin_interval_.clear();
-    dirty_.clear();
-    home_written_.clear();
-    sent_back_.clear();
-    std::fill(seen_known_.begin(), seen_known_.end(), 0);
-    ++acquires_;
-    std::fill(owner_.begin(), owner_.end(), static_cast<std::int32_t>(me_));
-    stats_.copies_dropped += count_remote_copies();
-    replica_.reset(shared);
-    ++epoch_;
-    auto early = std::move(stash_);
-    stash_.clear();
-    for (auto& m : early) handle_kept(m);
-    deliver_to_self();
-  }
+  void start_interval();
 
   // ---- messages (worker lock held) ---------------------------------------
 
@@ -296,30 +207,7 @@ class engine final : public dsm::detail::object_endpoint {
  private:
   // write_shared: sends every dirty unit's diff home and waits until each
   // is applied.
-  void send_diffs() {
-    std::vector<std::byte> wire;
-    for (std::size_t u : dirty_) {
-      const auto g = rt_.worker().lock();
-      wire.assign(sizeof(wire::diff_head), std::byte{0});
-      const auto changed = take_changes(u, wire);
-      if (!changed) continue;
-      replica_.set_state(u, shared);
-      if (*changed == 0) continue;
-      const wire::diff_head head{seen_count(units_.home_of(u))};
-      std::memcpy(wire.data(), &head, sizeof head);
-      ++stats_.diffs;
-      stats_.diff_bytes += *changed;
-      send_expecting_acknowledgement(u, wire::diff, wire);
-    }
-    dirty_.clear();
-    await_acknowledgements("diffs to be applied at their homes");
-    std::string race;
-    {
-      const auto g = rt_.worker().lock();
-      race.swap(race_found_);
-    }
-    if (!race.empty() && check_races_) throw error(errc::data_race, race);
-  }
+  void send_diffs();
 
   // single_writer: the changes of every unit owned here (homed elsewhere)
   // go home. The home takes them only if this rank still owns the unit
@@ -328,60 +216,19 @@ class engine final : public dsm::detail::object_endpoint {
   // change sends nothing. The twin stays until the home applied them: a
   // recall meanwhile sends every change since the grant again, since the
   // home may take the recall first and then drop this write-back.
-  void write_back_owned() {
-    std::vector<std::byte> wire;
-    for (std::size_t u = 0; u < units_.units(); ++u) {
-      if (replica_.is_home(u) || replica_.state(u) != exclusive) continue;
-      const auto g = rt_.worker().lock();
-      if (replica_.state(u) != exclusive) continue;  // recalled meanwhile
-      wire.clear();
-      const auto changed = take_changes(u, wire, true);
-      if (!changed)  // never silently: its writes would be lost
-        throw error(errc::internal, fmt::format("{}: unit {} owned without a twin at a release", object_, u));
-      if (*changed == 0) continue;
-      ++stats_.write_backs;
-      stats_.write_back_bytes += *changed;
-      const std::byte* data = replica_.unit_data(u);
-      sent_back_[u] = {grants_[u], {data, data + units_.bytes_in(u)}};
-      send_expecting_acknowledgement(u, wire::write_back, wire);
-    }
-    await_acknowledgements("changes written home");
-  }
+  void write_back_owned();
 
   // single_writer: the home's own writes since its last release are in its
   // memory; they are counted (and cleaned for the NIC), and the next write
   // to each unit is recorded again.
-  void publish_home_writes() {
-    const auto g = rt_.worker().lock();
-    if (home_written_.empty()) return;
-    for (std::size_t u : home_written_) {
-      maintain_.before_transfer_reads(replica_.unit_data(u), units_.bytes_in(u));
-      if (replica_.state(u) == exclusive) replica_.set_state(u, shared);
-    }
-    home_written_.clear();
-    (void)counts_.count_release(maintain_);
-  }
+  void publish_home_writes();
 
-  void await_acknowledgements(const char* what) {
-    rt_.worker().wait_until([&] { return acknowledgements_due_.load(std::memory_order_acquire) == 0; },
-                            rt_.worker().timeout(),
-                            [&] { return fmt::format("{}: {} {}", object_, acknowledgements_due_.load(), what); });
-  }
+  void await_acknowledgements(const char* what);
 
   // Worker lock held: copies of home h's units to invalid; owned ones stay
   // (nobody else wrote them).
-  std::size_t drop_copies_of(std::size_t h) {
-    std::size_t dropped = 0;
-    const std::size_t first = h * units_.units_per_rank();
-    for (std::size_t u = first; u < first + units_.units_per_rank(); ++u)
-      if (replica_.state(u) == shared) replica_.set_state(u, invalid), ++dropped;
-    return dropped;
-  }
-  std::size_t count_remote_copies() const {
-    std::size_t n = 0;
-    for (std::size_t u = 0; u < units_.units(); ++u) n += !replica_.is_home(u) && replica_.state(u) >= shared;
-    return n;
-  }
+  std::size_t drop_copies_of(std::size_t h);
+  std::size_t count_remote_copies() const;
   // What a diff says this rank saw of home h (worker lock held).
   std::uint64_t seen_count(std::size_t h) const { return seen_known_[h] ? seen_[h] : 0; }
 
@@ -493,224 +340,41 @@ class engine final : public dsm::detail::object_endpoint {
   // Everything a request's sender controls is checked when it arrives,
   // before it can queue behind a transaction: a malformed request is
   // refused alone, never dropping the requests queued with it.
-  void validate_request(std::uint8_t k, std::size_t unit, std::uint32_t from, std::span<const std::byte> payload) const {
-    switch (k) {
-      case wire::write:
-        if (!payload.empty())
-          throw error(errc::protocol,
-                      fmt::format("{}: write request for unit {} from rank {} with a payload", object_, unit, from));
-        return;
-      case wire::write_back:
-        if (from == me_) throw error(errc::protocol, fmt::format("{}: unit {} written back by its home", object_, unit));
-        (void)decoded_runs(payload, unit, from, "write-back");
-        return;
-      case wire::diff: {
-        const auto head = head_of<wire::diff_head>(payload, unit, "diff");
-        (void)decoded_runs(payload.subspan(sizeof head), unit, from, "diff");
-        return;
-      }
-    }
-  }
-  std::vector<byte_run> decoded_runs(std::span<const std::byte> wire, std::size_t unit, std::uint32_t from,
-                                     const char* what) const {
-    try {
-      return decode_runs(wire, units_.bytes_in(unit));
-    } catch (const error& e) {
-      throw error(errc::protocol, fmt::format("{}: {} for unit {} from rank {}: {}", object_, what, unit, from, e.message()));
-    }
-  }
+  void validate_request(std::uint8_t k, std::size_t unit, std::uint32_t from, std::span<const std::byte> payload) const;
+  std::vector<byte_run> decoded_runs(std::span<const std::byte> wire, std::size_t unit, std::uint32_t from, const char* what) const;
 
-  void home_request(std::uint8_t k, std::size_t unit, std::uint32_t from, std::span<const std::byte> payload) {
-    const auto busy = txns_.find(local_unit(unit));
-    if (busy != txns_.end()) {
-      busy->second.waiting.push_back({k, from, {payload.begin(), payload.end()}});
-      return;
-    }
-    start(k, unit, from, payload);
-  }
+  void home_request(std::uint8_t k, std::size_t unit, std::uint32_t from, std::span<const std::byte> payload);
 
   // Begins a transaction; it stays in txns_ while it waits for anything.
-  void start(std::uint8_t k, std::size_t unit, std::uint32_t from, std::span<const std::byte> payload) {
-    const std::size_t lu = local_unit(unit);
-    transaction t;
-    t.kind = k;
-    t.requester = from;
-    if (k == wire::write) {
-      if (owner_[lu] != static_cast<std::int32_t>(from)) {
-        t.recalled_from = owner_[lu];
-        t.recall_due = true;
-        send(static_cast<std::size_t>(owner_[lu]), unit, wire::recall);
-      }
-    } else if (k == wire::write_back) {
-      // Taken only from the rank that still owns the unit: a recall may
-      // have moved it on (with these bytes) since this was sent.
-      if (owner_[lu] == static_cast<std::int32_t>(from)) t.report.release_count = apply_owner_changes(unit, payload, from, "write-back");
-    } else {
-      apply_diff(unit, lu, from, payload, t);
-    }
-    auto& placed = txns_[lu] = std::move(t);
-    if (!placed.recall_due) proceed(unit, lu, placed);
-  }
+  void start(std::uint8_t k, std::size_t unit, std::uint32_t from, std::span<const std::byte> payload);
 
   // An owner's changed runs into the home's memory (which peers then read
   // directly), counted as a release.
-  std::uint64_t apply_owner_changes(std::size_t unit, std::span<const std::byte> wire, std::uint32_t from, const char* what) {
-    const auto runs = decoded_runs(wire, unit, from, what);
-    maintain_.after_transfer_wrote(const_cast<std::byte*>(wire.data()), wire.size());
-    apply_runs(runs, wire, replica_.unit_data(unit));
-    for (const auto& r : runs) maintain_.before_transfer_reads(replica_.unit_data(unit) + r.offset, r.length);
-    return counts_.count_release(maintain_);
-  }
+  std::uint64_t apply_owner_changes(std::size_t unit, std::span<const std::byte> wire, std::uint32_t from, const char* what);
 
   // Everything the transaction waited for has arrived.
-  void proceed(std::size_t unit, std::size_t lu, transaction& t) {
-    if (t.kind == wire::diff || t.kind == wire::write_back) {
-      send(t.requester, unit, wire::applied, bytes_of(t.report));
-      return finish(unit, lu);
-    }
-    if (owner_[lu] != static_cast<std::int32_t>(t.requester)) ++stats_.ownership_transfers;
-    owner_[lu] = static_cast<std::int32_t>(t.requester);
-    auto message = bytes_of(wire::grant_head{exclusive, {}});
-    if (t.requester != me_) {
-      const std::byte* data = replica_.unit_data(unit);
-      // Read as a peer's one-sided get would read it (see home_memory_read).
-      const auto unchecked = home_memory_read();
-      message.insert(message.end(), data, data + units_.bytes_in(unit));
-    }
-    t.granted = true;
-    send(t.requester, unit, wire::grant, message);
-  }
+  void proceed(std::size_t unit, std::size_t lu, transaction& t);
 
   // The transaction is over: the next queued request starts.
   // Requests were validated on arrival; should one fail anyway, it alone
   // is refused and the ones behind it are served.
-  void finish(std::size_t unit, std::size_t lu) {
-    auto waiting = std::move(txns_[lu].waiting);
-    txns_.erase(lu);
-    while (!waiting.empty()) {
-      queued next = std::move(waiting.front());
-      waiting.pop_front();
-      try {
-        start(next.kind, unit, next.source, next.payload);
-      } catch (const std::exception& e) {
-        txns_.erase(lu);
-        rt_.messages().reject("object", next.source, e);
-        continue;
-      }
-      const auto still = txns_.find(lu);
-      if (still != txns_.end()) {
-        for (auto& q : waiting) still->second.waiting.push_back(std::move(q));
-        return;
-      }
-    }
-  }
+  void finish(std::size_t unit, std::size_t lu);
 
-  void home_installed(std::size_t unit, std::uint32_t from, std::span<const std::byte> payload) {
-    const std::size_t lu = local_unit(unit);
-    const auto t = txns_.find(lu);
-    if (t == txns_.end() || !t->second.granted || t->second.requester != from || !payload.empty())
-      throw error(errc::protocol, fmt::format("{}: unexpected 'installed' for unit {} from rank {}", object_, unit, from));
-    finish(unit, lu);
-  }
+  void home_installed(std::size_t unit, std::uint32_t from, std::span<const std::byte> payload);
 
   // The recalled owner's changes: matched to the transaction, the unit and
   // the sender (a recalled unit nobody was asked for completes nothing),
   // applied, acknowledged to the owner (whose next release waits for it),
   // and the grant goes out.
-  void home_recalled(std::size_t unit, std::uint32_t from, std::span<const std::byte> payload) {
-    const std::size_t lu = local_unit(unit);
-    const auto found = txns_.find(lu);
-    if (found == txns_.end() || found->second.granted || !found->second.recall_due ||
-        found->second.recalled_from != static_cast<std::int64_t>(from))
-      throw error(errc::protocol, fmt::format("{}: unexpected recalled unit for unit {} from rank {}", object_, unit, from));
-    transaction& t = found->second;
-    if (from == me_) {
-      if (!payload.empty()) throw error(errc::protocol, fmt::format("{}: home recalled itself with data", object_));
-    } else if (!payload.empty()) {
-      wire::applied_report report{};
-      report.release_count = apply_owner_changes(unit, payload, from, "recalled unit");
-      send(from, unit, wire::applied, bytes_of(report));
-    }
-    t.recall_due = false;
-    proceed(unit, lu, t);
-  }
+  void home_recalled(std::size_t unit, std::uint32_t from, std::span<const std::byte> payload);
 
-  void apply_diff(std::size_t unit, std::size_t lu, std::uint32_t from, std::span<const std::byte> payload,
-                  transaction& t) {
-    const auto head = head_of<wire::diff_head>(payload, unit, "diff");
-    const auto wire = payload.subspan(sizeof head);
-    auto runs = decoded_runs(wire, unit, from, "diff");
-    if (from != me_) {  // the home's own diff is already in its memory
-      // The home writing the same bytes in this interval (not yet diffed)
-      // races with this writer.
-      if (const auto twin = twins_.find(unit); twin != twins_.end()) {
-        const auto unchecked = home_memory_read();
-        const auto mine = changed_runs(replica_.unit_data(unit), twin->second.data(), twin->second.size());
-        if (const auto at = first_overlap(runs, mine)) report_race(t, unit, *at, me_, from);
-      }
-      maintain_.after_transfer_wrote(const_cast<std::byte*>(wire.data()), wire.size());
-      apply_runs(runs, wire, replica_.unit_data(unit));
-      // The home is writing the unit too: its twin takes the others' bytes,
-      // so its own diff holds only its own.
-      if (const auto twin = twins_.find(unit); twin != twins_.end()) apply_runs(runs, wire, twin->second.data());
-    }
-    for (const auto& r : runs) maintain_.before_transfer_reads(replica_.unit_data(unit) + r.offset, r.length);
-    auto& written_here = history_[lu];
-    // A diff from another rank conflicts with bytes counted after the count
-    // it saw at its last acquire (not ordered before it); the home's own
-    // diff with bytes applied since the home's last acquire.
-    const auto interval = twin_interval_.find(unit);
-    for (const auto& w : written_here) {
-      if (t.report.conflict != 0) break;
-      if (w.writer == from) continue;
-      const bool ordered = from == me_ ? interval != twin_interval_.end() && w.home_interval < interval->second
-                                       : w.count <= head.seen_count;
-      if (ordered) continue;
-      if (const auto at = first_overlap(runs, w.runs)) report_race(t, unit, *at, w.writer, from);
-    }
-    if (from == me_ && interval != twin_interval_.end()) twin_interval_.erase(interval);
-    t.report.release_count = counts_.count_release(maintain_);
-    if (written_here.size() == history_limit) written_here.erase(written_here.begin());
-    written_here.push_back({t.report.release_count, from, acquires_, std::move(runs)});
-  }
+  void apply_diff(std::size_t unit, std::size_t lu, std::uint32_t from, std::span<const std::byte> payload, transaction& t);
 
-  void report_race(transaction& t, std::size_t unit, std::size_t byte, std::size_t first, std::size_t second) {
-    t.report.conflict = 1;
-    t.report.other_rank = static_cast<std::uint32_t>(first);
-    t.report.byte = byte;
-    ++stats_.races;
-    if (!check_races_) fmt::print(stderr, "dsm: rank {}: warning: {}\n", me_, race_text(unit, byte, first, second));
-  }
-  std::string race_text(std::size_t unit, std::size_t byte, std::size_t first, std::size_t second) const {
-    return fmt::format("{}: data race on index {} (unit {}, byte {}): written by rank {} and rank {} in one interval",
-                       object_, index_of(unit, byte), unit, byte, first, second);
-  }
+  void report_race(transaction& t, std::size_t unit, std::size_t byte, std::size_t first, std::size_t second);
+  std::string race_text(std::size_t unit, std::size_t byte, std::size_t first, std::size_t second) const;
 
   // -- requesting side
-  void on_grant(std::size_t unit, std::uint32_t from, std::span<const std::byte> payload) {
-    if (replica_.state(unit) != pending || from != units_.home_of(unit))
-      throw error(errc::protocol, fmt::format("{}: unsolicited grant of unit {} from rank {}", object_, unit, from));
-    const auto head = head_of<wire::grant_head>(payload, unit, "grant");
-    const std::size_t data_bytes = replica_.is_home(unit) ? 0 : units_.bytes_in(unit);
-    if (payload.size() != sizeof head + data_bytes || head.state != exclusive)
-      throw error(errc::protocol, fmt::format("{}: grant of unit {} with {} bytes, state {}", object_, unit,
-                                              payload.size(), unsigned{head.state}));
-    if (data_bytes != 0) {
-      auto data = payload.subspan(sizeof head);
-      maintain_.after_transfer_wrote(const_cast<std::byte*>(data.data()), data.size());
-      std::memcpy(replica_.unit_data(unit), data.data(), data.size());
-      // The owner's twin: what it hands back is what differs from this.
-      twins_[unit].assign(data.begin(), data.end());
-    } else {
-      home_written_.push_back(unit);
-    }
-    ++grants_[unit];
-    replica_.set_state(unit, exclusive);
-    // An exclusive grant for a single write is confirmed by the writer once
-    // it has written: until then the home recalls nobody, so a unit in
-    // demand cannot be taken away between its arrival and the write.
-    if (unit != holding_) send(from, unit, wire::installed);
-  }
+  void on_grant(std::size_t unit, std::uint32_t from, std::span<const std::byte> payload);
 
   // single_writer: gives the unit up at once, keeping a read copy (valid
   // until this rank's next acquire). The state drops before the data is
@@ -718,72 +382,19 @@ class engine final : public dsm::detail::object_endpoint {
   // stores, fences, then re-checks the state. One of the two sees the
   // other: the store is in the copy, or the writer notices and writes again
   // once it owns the unit again (Dekker).
-  void on_recall(std::size_t unit, std::uint32_t from, std::span<const std::byte> payload) {
-    const bool home = replica_.is_home(unit);
-    const std::uint8_t s = replica_.state(unit);
-    if (from != units_.home_of(unit) || !payload.empty() || (home ? s < shared : s != exclusive))
-      throw error(errc::protocol, fmt::format("{}: recall of unit {} from rank {} in state {}", object_, unit, from,
-                                              unsigned{s}));
-    replica_.set_state(unit, shared);
-    ++grants_[unit];
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (home) return send(from, unit, wire::recalled);
-    std::vector<std::byte> wire;
-    // The Dekker pair above is outside ThreadSanitizer's model: the reads of
-    // the unit may race with a store the program then redoes.
-    const auto unchecked = home_memory_read();
-    if (!take_changes(unit, wire))
-      throw error(errc::internal, fmt::format("{}: unit {} owned without a twin", object_, unit));
-    if (wire.empty()) return send(from, unit, wire::recalled);
-    send_expecting_acknowledgement(unit, wire::recalled, wire);
-  }
+  void on_recall(std::size_t unit, std::uint32_t from, std::span<const std::byte> payload);
 
   // Appends the encoded runs where `unit` differs from its twin; the
   // number of changed bytes, or none without a twin. The twin is dropped
   // unless `keep_twin`. Worker lock held.
-  std::optional<std::size_t> take_changes(std::size_t unit, std::vector<std::byte>& wire, bool keep_twin = false) {
-    const auto found = twins_.find(unit);
-    if (found == twins_.end()) return std::nullopt;
-    const std::byte* data = replica_.unit_data(unit);
-    const auto runs = changed_runs(data, found->second.data(), found->second.size());
-    encode_runs(runs, data, wire);
-    if (!keep_twin) twins_.erase(found);
-    return run_bytes(runs);
-  }
+  std::optional<std::size_t> take_changes(std::size_t unit, std::vector<std::byte>& wire, bool keep_twin = false);
 
   // Worker lock held. The home's acknowledgement is matched to this unit.
-  void send_expecting_acknowledgement(std::size_t unit, std::uint8_t k, std::span<const std::byte> wire) {
-    ++acknowledgements_by_unit_[unit];
-    acknowledgements_due_.fetch_add(1, std::memory_order_relaxed);
-    maintain_.before_transfer_reads(wire.data(), wire.size());
-    send(units_.home_of(unit), unit, k, wire);
-    deliver_to_self();
-  }
+  void send_expecting_acknowledgement(std::size_t unit, std::uint8_t k, std::span<const std::byte> wire);
 
   // The home applied (or, for a write-back from a former owner, dropped)
   // changes this rank sent.
-  void on_applied(std::size_t unit, std::uint32_t from, std::span<const std::byte> payload) {
-    const auto report = head_of<wire::applied_report>(payload, unit, "diff acknowledgement");
-    const auto due = acknowledgements_by_unit_.find(unit);
-    if (from != units_.home_of(unit) || payload.size() != sizeof report || due == acknowledgements_by_unit_.end() ||
-        report.conflict > 1 ||
-        (report.conflict == 1 && (report.other_rank >= rt_.ranks() || report.byte >= units_.bytes_in(unit))))
-      throw error(errc::protocol, fmt::format("{}: unexpected diff acknowledgement for unit {} from rank {}", object_, unit, from));
-    if (--due->second == 0) acknowledgements_by_unit_.erase(due);
-    if (report.conflict == 1 && race_found_.empty()) race_found_ = race_text(unit, report.byte, report.other_rank, me_);
-    // Counted right after what this rank last saw: only its own change
-    // moved the count, and its copies stay valid.
-    if (report.release_count != 0 && seen_known_[from] && report.release_count == seen_[from] + 1)
-      seen_[from] = report.release_count;
-    // A write-back applied while this rank still owns the unit: the twin
-    // becomes what was sent, so the next one carries only newer changes.
-    if (const auto back = sent_back_.find(unit); back != sent_back_.end()) {
-      if (back->second.grant == grants_[unit] && replica_.state(unit) == exclusive)
-        twins_[unit] = std::move(back->second.data);
-      sent_back_.erase(back);
-    }
-    acknowledgements_due_.fetch_sub(1, std::memory_order_release);
-  }
+  void on_applied(std::size_t unit, std::uint32_t from, std::span<const std::byte> payload);
 
   dsm::detail::runtime_state& rt_;
   protocol protocol_;
@@ -829,3 +440,11 @@ class engine final : public dsm::detail::object_endpoint {
 };
 
 }  // namespace dsm::coherence
+
+// The engine's members by job: synchronisation, the home's directory,
+// single_writer's requester and owner, write_shared's diffs.
+#define DSM_COHERENCE_ENGINE_DECLARED 1
+#include <dsm/coherence/engine_sync.hpp>
+#include <dsm/coherence/engine_diffs.hpp>
+#include <dsm/coherence/engine_home.hpp>
+#include <dsm/coherence/engine_owner.hpp>

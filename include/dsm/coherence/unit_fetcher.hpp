@@ -50,13 +50,18 @@ class unit_fetcher {
   // An element's miss: the unit readable when it returns. Consecutive
   // misses of one home fetch the following units ahead.
   void fetch(std::size_t unit) {
-    const bool sequential = unit == last_miss_ + 1 && units_.home_of(unit) == units_.home_of(last_miss_);
+    // The walk goes on when a miss follows the last one within what the
+    // walk covered so far (units fetched ahead may have arrived already and
+    // missed nothing): the window doubles and the units after it are
+    // fetched ahead; any other miss closes it.
+    const bool sequential = walked_ && unit > last_miss_ && unit <= walk_end_;
     window_ = sequential ? std::clamp<std::size_t>(window_ * 2, 1, max_readahead) : 0;
     last_miss_ = unit;
-    if (window_ != 0) {
-      const std::size_t end = std::min((units_.home_of(unit) + 1) * units_.units_per_rank(), unit + 1 + window_);
-      for (std::size_t u = unit + 1; u < end; ++u) start(u, true);
-    }
+    walked_ = true;
+    const std::size_t home_end = (units_.home_of(unit) + 1) * units_.units_per_rank();
+    const std::size_t end = std::min(home_end, unit + 1 + window_);
+    for (std::size_t u = std::max(unit + 1, sequential ? walk_end_ : 0); u < end; ++u) start(u, true);
+    walk_end_ = std::max(end, unit + 1);
     // A unit already on its way (fetched ahead) is waited for, not counted
     // as a miss.
     if (copies_.state(unit) == invalid) start(unit, false), ++stats_.misses;
@@ -90,6 +95,7 @@ class unit_fetcher {
   void settle() {
     while (!in_flight_.empty()) complete(in_flight_.begin()->first);
     window_ = 0;
+    walked_ = false;
   }
 
   // The program no longer needs these read copies (advice::dontneed):
@@ -133,7 +139,9 @@ class unit_fetcher {
   array_stats& stats_;
   std::string object_;
   std::unordered_map<std::size_t, future<>> in_flight_;
-  std::size_t last_miss_ = ~std::size_t{0} - 1;  // +1 matches no unit
+  bool walked_ = false;       // a miss since the last settle()
+  std::size_t last_miss_ = 0;
+  std::size_t walk_end_ = 0;  // one past the last unit the walk fetched (ahead or not), within one home
   std::size_t window_ = 0;
 };
 
