@@ -21,6 +21,8 @@ import os
 import subprocess
 import sys
 
+import plotting  # bench/plotting.py, beside this script
+
 HEADLINE = [  # measure, target ratio (None: reported only)
     ("hit_read", 2.0),
     ("span_read", None),
@@ -56,9 +58,7 @@ def headline(rows):
 
 
 def plot(results, out):
-    import matplotlib  # Debian's python3-matplotlib (scripts/install-deps --bench)
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plotting.pyplot()
 
     measures = [m for m, _ in HEADLINE]
     fig, axes = plt.subplots(1, len(results), figsize=(13, 4.2), sharey=True)
@@ -87,11 +87,7 @@ def plot(results, out):
 
 
 def main():
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:  # Debian's package serves /usr/bin/python3, which another python3 on PATH may shadow
-        if "--no-plot" not in sys.argv and os.path.exists("/usr/bin/python3") and sys.executable != "/usr/bin/python3":
-            os.execv("/usr/bin/python3", ["/usr/bin/python3", *sys.argv])
+    plotting.run_where_matplotlib_is()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--build", default="build")
     p.add_argument("--out")

@@ -21,6 +21,9 @@ import re
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import plotting  # noqa: E402  (bench/plotting.py)
+
 KERNELS = {  # policies each kernel accepts, its default first
     "ep": ["read_only", "single_writer", "write_shared", "direct"],
     "is": ["direct", "single_writer", "write_shared"],
@@ -89,9 +92,7 @@ def print_table(rows):
 
 
 def plot(times, policies, out):
-    import matplotlib  # Debian's python3-matplotlib (scripts/install-deps --bench)
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plotting.pyplot()
 
     kernels = list(KERNELS)
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -122,11 +123,7 @@ def plot(times, policies, out):
 
 
 def main():
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:  # Debian's package serves /usr/bin/python3, which another python3 on PATH may shadow
-        if "--no-plot" not in sys.argv and os.path.exists("/usr/bin/python3") and sys.executable != "/usr/bin/python3":
-            os.execv("/usr/bin/python3", ["/usr/bin/python3", *sys.argv])
+    plotting.run_where_matplotlib_is()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", default="build")
     parser.add_argument("--class", dest="problem_class", default="A", choices="SWAB")

@@ -32,17 +32,9 @@ class cached_elements {
         engine_(p, layout.object_id, layout.distribution, units_, layout.byte_blocks(), layout.description),
         count_hits_(dsm::detail::rt().config().stats) {}
 
-  struct place {
-    std::size_t unit;
-    T* element;  // this rank's copy
-  };
+  using place = copy_place<T>;
   place locate(std::size_t i) const noexcept {
-    if (units_.tiled()) [[likely]] {
-      const std::size_t u = i >> units_.shift();
-      return {u, reinterpret_cast<T*>(engine_.copies().tiled_base(u) + i * sizeof(T))};
-    }
-    const auto [owner, local] = layout_.distribution.locate(i);
-    return {units_.unit_of(owner, local), reinterpret_cast<T*>(engine_.copies().element(owner, local))};
+    return locate_copy<T>(units_, engine_.copies(), layout_.distribution, i);
   }
 
   // The hit is the state byte and the load, small enough to inline into
@@ -67,10 +59,13 @@ class cached_elements {
   }
 
   // The copy of [first, first + count), one owner's consecutive elements
-  // (checked by the caller), with every unit readable.
-  T* span_of(std::size_t first, std::size_t count) {
-    engine_.fetch(units_.units_covering(layout_.distribution, first, count));
+  // (checked by the caller) whose units are `covering`, each made readable.
+  T* span_of(std::size_t first, std::span<const std::size_t> covering) {
+    engine_.fetch(covering);
     return locate(first).element;
+  }
+  T* span_of(std::size_t first, std::size_t count) {
+    return span_of(first, units_.units_covering(layout_.distribution, first, count));
   }
 
   void prefetch(std::size_t first, std::size_t count) {

@@ -116,10 +116,9 @@ class engine final : public dsm::detail::object_endpoint {
         id_(object_id),
         distribution_(d),
         units_(units),
-        blocks_(std::move(blocks)),
         object_(std::move(object)),
         me_(rt_.rank()),
-        replica_(units, blocks_[me_].local(), me_, object_),
+        replica_(units, blocks[me_].local(), me_, object_),
         counts_(rt_, object_),
         owner_(units.units_per_rank(), static_cast<std::int32_t>(me_)),
         seen_(rt_.ranks(), 0),
@@ -128,7 +127,7 @@ class engine final : public dsm::detail::object_endpoint {
         concurrent_handlers_(rt_.worker().mode() == transport::progress_mode::thread),
         check_races_(rt_.config().check_races),
         maintain_{&stats_},
-        fetcher_(units, replica_, blocks_, stats_, object_) {
+        fetcher_(units, replica_, std::move(blocks), stats_, object_) {
     replica_.reset(shared);
     rt_.register_object(id_, this);
     // Nobody may send this array a message before every rank can take it.
@@ -401,7 +400,6 @@ class engine final : public dsm::detail::object_endpoint {
   std::uint64_t id_;
   const dsm::distribution& distribution_;
   const unit_map& units_;
-  std::vector<global_ptr<std::byte>> blocks_;
   std::string object_;
   std::size_t me_;
   replica replica_;

@@ -52,16 +52,7 @@ struct read_only {
 
     // The hit inlines; everything else is out of line.
     T read(std::size_t i) {
-      std::size_t unit;
-      const T* copy;
-      if (units_.tiled()) [[likely]] {
-        unit = i >> units_.shift();
-        copy = reinterpret_cast<const T*>(copies_.tiled_base(unit) + i * sizeof(T));
-      } else {
-        const auto [owner, local] = layout_.distribution.locate(i);
-        copy = reinterpret_cast<const T*>(copies_.element(owner, local));
-        unit = units_.unit_of(owner, local);
-      }
+      const auto [unit, copy] = coherence::locate_copy<const T>(units_, copies_, layout_.distribution, i);
       // Before publication only this rank's own units are valid (its memory):
       // the state alone decides, and a remote read misses to a direct get.
       if (copies_.state(unit) == coherence::shared) [[likely]] {
@@ -90,12 +81,9 @@ struct read_only {
 
     void get(std::size_t first, std::size_t count, T* out) {
       if (!published_) return coherence::bulk_get(layout_, first, count, out);
-      const auto wanted = units_.units_covering(layout_.distribution, first, count);
-      fetch(wanted);
-      for (std::size_t k = 0; k < count; ++k) {
-        const auto [owner, local] = layout_.distribution.locate(first + k);
-        out[k] = *reinterpret_cast<const T*>(copies_.element(owner, local));
-      }
+      fetcher_.fetch(units_.units_covering(layout_.distribution, first, count));
+      for (std::size_t k = 0; k < count; ++k)
+        out[k] = *coherence::locate_copy<const T>(units_, copies_, layout_.distribution, first + k).element;
     }
 
     // After publication, the copies; before it, only this rank's own
@@ -107,7 +95,7 @@ struct read_only {
                     fmt::format("{}: read_span of index {} (rank {}'s) before publication: read_only data is copied only "
                                 "after the first barrier",
                                 layout_.description, first, owner));
-      if (published_) fetch(units_.units_covering(layout_.distribution, first, count));
+      if (published_) fetcher_.fetch(units_.units_covering(layout_.distribution, first, count));
       return reinterpret_cast<const T*>(copies_.element(owner, local));
     }
 
@@ -151,8 +139,6 @@ struct read_only {
                                 "first barrier after construction)",
                                 layout_.description, operation, i));
     }
-
-    void fetch(std::span<const std::size_t> wanted) { fetcher_.fetch(wanted); }
 
     const coherence::array_layout<T>& layout_;
     coherence::unit_map units_;

@@ -104,4 +104,25 @@ class replica {
   std::uintptr_t mirror_base_ = 0, own_rebased_ = 0;  // unsigned: wraps, never dereferenced as such
 };
 
+// Where global element i is: its unit, and this rank's copy of it (the
+// home's memory for its own elements). Tiled layouts shift and select;
+// others divide (distribution::locate). The hit path of every caching
+// policy; a free function, so that callers pass their own unit_map and
+// replica, one indirection fewer.
+template <class T>
+struct copy_place {
+  std::size_t unit;
+  T* element;
+};
+template <class T>
+copy_place<T> locate_copy(const unit_map& units, const replica& copies, const dsm::distribution& d,
+                          std::size_t i) noexcept {
+  if (units.tiled()) [[likely]] {
+    const std::size_t u = i >> units.shift();
+    return {u, reinterpret_cast<T*>(copies.tiled_base(u) + i * sizeof(T))};
+  }
+  const auto [owner, local] = d.locate(i);
+  return {units.unit_of(owner, local), reinterpret_cast<T*>(copies.element(owner, local))};
+}
+
 }  // namespace dsm::coherence

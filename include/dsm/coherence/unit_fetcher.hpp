@@ -54,10 +54,9 @@ class unit_fetcher {
     // walk covered so far (units fetched ahead may have arrived already and
     // missed nothing): the window doubles and the units after it are
     // fetched ahead; any other miss closes it.
-    const bool sequential = walked_ && unit > last_miss_ && unit <= walk_end_;
+    const bool sequential = unit > last_miss_ && unit <= walk_end_;  // never with no walk (walk_end_ 0)
     window_ = sequential ? std::clamp<std::size_t>(window_ * 2, 1, max_readahead) : 0;
     last_miss_ = unit;
-    walked_ = true;
     const std::size_t home_end = (units_.home_of(unit) + 1) * units_.units_per_rank();
     const std::size_t end = std::min(home_end, unit + 1 + window_);
     for (std::size_t u = std::max(unit + 1, sequential ? walk_end_ : 0); u < end; ++u) start(u, true);
@@ -95,7 +94,7 @@ class unit_fetcher {
   void settle() {
     while (!in_flight_.empty()) complete(in_flight_.begin()->first);
     window_ = 0;
-    walked_ = false;
+    walk_end_ = 0;
   }
 
   // The program no longer needs these read copies (advice::dontneed):
@@ -139,9 +138,8 @@ class unit_fetcher {
   array_stats& stats_;
   std::string object_;
   std::unordered_map<std::size_t, future<>> in_flight_;
-  bool walked_ = false;       // a miss since the last settle()
   std::size_t last_miss_ = 0;
-  std::size_t walk_end_ = 0;  // one past the last unit the walk fetched (ahead or not), within one home
+  std::size_t walk_end_ = 0;  // one past the last unit the walk fetched (ahead or not); 0: no walk
   std::size_t window_ = 0;
 };
 

@@ -55,9 +55,10 @@ struct write_shared {
     // Every unit twinned now, so whatever the span's writes change is sent
     // at the release.
     T* write_span(std::size_t first, std::size_t count) {
-      T* data = cache_.span_of(first, count);
+      const auto covering = cache_.units().units_covering(cache_.layout().distribution, first, count);
+      T* data = cache_.span_of(first, covering);
       auto& e = cache_.protocol_engine();
-      for (std::size_t u : cache_.units().units_covering(cache_.layout().distribution, first, count))
+      for (std::size_t u : covering)
         if (e.copies().state(u) != coherence::exclusive) e.make_twin(u);
       return data;
     }
