@@ -64,17 +64,29 @@ class shared_array {
   // `unit`: the coherence unit of a caching policy (see dsm::unit_size).
   template <distribution_spec D>
   shared_array(std::size_t n, D layout, unit_size unit, std::string name = {})
-      : layout_{dsm::distribution(layout, n, static_cast<std::size_t>(ranks())), {}, std::move(name), {}, 0, unit} {
+      : layout_{dsm::distribution(layout, n, static_cast<std::size_t>(ranks())), {}, std::move(name), {}, 0, unit, {}} {
     layout_.description = describe();
     layout_.object_id = detail::rt().next_collective();  // the same on every rank
-    auto blocks = detail::allocate_collective_of<T>(layout_.distribution.max_local_size(), layout_.description);
+    me_ = static_cast<std::size_t>(rank());
+    const std::size_t max_local = layout_.distribution.max_local_size();
+    if constexpr (coherence::keeps_copies<Policy>) {
+      const auto slot_bytes = detail::element_bytes<T>(max_local, "allocate_collective");
+      detail::rt().check_collective_bytes(slot_bytes);  // before reserving address space for every rank's
+      layout_.mirror = std::make_unique<coherence::mirror_space>(static_cast<std::size_t>(ranks()), me_, slot_bytes,
+                                                                 layout_.description);
+    }
+    auto blocks = detail::allocate_collective_of<T>(max_local, layout_.description,
+                                                    layout_.mirror ? layout_.mirror->own_slot() : nullptr);
+    if (layout_.mirror)
+      layout_.mirror->adopt_own_block(reinterpret_cast<const std::byte*>(blocks[me_].local()),
+                                      detail::rt().mapped_bytes_of(detail::address_of(blocks[me_]).segment),
+                                      layout_.description);
     for (auto& b : blocks)
       layout_.blocks.push_back(detail::make_global_ptr<T>([&] {
         auto a = detail::address_of(b);
         a.policy_id = Policy::id;
         return a;
       }()));
-    me_ = static_cast<std::size_t>(rank());
     state_.emplace(layout_);
     detail::rt().join_sync(&sync_);
   }

@@ -1,9 +1,12 @@
 // Pure parts of the coherence engine: unit geometry and byte diffs.
 #include <dsm/coherence/diff.hpp>
+#include <dsm/coherence/mirror_space.hpp>
 #include <dsm/coherence/replica.hpp>
 #include <dsm/coherence/unit_map.hpp>
 
 #include <doctest/doctest.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -62,14 +65,15 @@ TEST_CASE("replica: a tiled layout finds every element's unit and copy without a
         if (!m.tiled()) continue;
         ++tiled_layouts;
         for (std::size_t me = 0; me < p; ++me) {
-          std::vector<std::byte> own(std::max<std::size_t>(1, d.local_size(me) * eb));
-          const dsm::coherence::replica copies(m, own.data(), me, "tiled");
+          const dsm::coherence::mirror_space mirror(p, me, d.max_local_size() * eb, "tiled");
+          const dsm::coherence::replica copies(m, mirror, me);
           std::size_t wrong = 0;
           for (std::size_t i = 0; i < n; ++i) {
             const auto [owner, local] = d.locate(i);
             const std::size_t u = i >> m.shift();
             wrong += u != m.unit_of(owner, local);
-            wrong += reinterpret_cast<std::byte*>(copies.tiled_base(u) + i * eb) != copies.element(owner, local);
+            wrong += reinterpret_cast<std::byte*>(copies.base() + i * eb) != copies.element(owner, local);
+            wrong += copies.element(owner, local) != mirror.slot(owner) + local * eb;
           }
           CHECK(wrong == 0);
         }
@@ -78,6 +82,38 @@ TEST_CASE("replica: a tiled layout finds every element's unit and copy without a
   // Cyclic layouts and blocks that units do not tile take the general path.
   CHECK(!dsm::coherence::unit_map(dsm::distribution(dsm::cyclic, 1024, 2), 8, {64}, "c").tiled());
   CHECK(!dsm::coherence::unit_map(dsm::distribution(dsm::block, 1000, 3), 8, {64}, "b").tiled());
+}
+
+TEST_CASE("mirror_space: the own slot is page-aligned, slots are back to back, and the own block outlives it") {
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  for (std::size_t slot_bytes : {std::size_t{0}, std::size_t{24}, page, 3 * page + 8})
+    for (std::size_t ranks : {1, 3})
+      for (std::size_t me = 0; me < ranks; ++me) {
+        std::byte* block = nullptr;
+        const std::size_t block_bytes = std::max(page, (slot_bytes + page - 1) / page * page);
+        {
+          dsm::coherence::mirror_space mirror(ranks, me, slot_bytes, "m");
+          CHECK(reinterpret_cast<std::uintptr_t>(mirror.own_slot()) % page == 0);
+          CHECK(mirror.slot(me) == mirror.own_slot());
+          for (std::size_t r = 0; r + 1 < ranks; ++r) CHECK(mirror.slot(r + 1) - mirror.slot(r) == static_cast<std::ptrdiff_t>(slot_bytes));
+          // Every other slot is usable memory (pages appear on first touch).
+          for (std::size_t r = 0; r < ranks; ++r)
+            if (r != me && slot_bytes != 0) std::memset(mirror.slot(r), 1, slot_bytes);
+          // A wrong placement is refused, naming the object.
+          CHECK_THROWS_WITH_AS(mirror.adopt_own_block(mirror.own_slot() + page, block_bytes, "m"),
+                               doctest::Contains("m: rank"), dsm::error);
+          // The block, mapped over the own slot as the runtime maps it.
+          void* p = ::mmap(mirror.own_slot(), block_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+          REQUIRE(p == mirror.own_slot());
+          block = static_cast<std::byte*>(p);
+          mirror.adopt_own_block(block, block_bytes, "m");
+          std::memset(block, 7, block_bytes);
+        }
+        // The mirror unmapped only the reservation around the block.
+        CHECK(block[0] == std::byte{7});
+        CHECK(block[block_bytes - 1] == std::byte{7});
+        ::munmap(block, block_bytes);
+      }
 }
 
 TEST_CASE("unit_map: a unit holds the largest power of two of elements that fits") {

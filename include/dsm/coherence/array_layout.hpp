@@ -1,14 +1,17 @@
 // What a coherence policy knows about the array it serves: the
 // distribution, every rank's block, the array's name and description, the
-// object id its protocol messages carry, and its coherence unit size.
+// object id its protocol messages carry, its coherence unit size, and, for
+// a policy that keeps copies, the address space they live in.
 #pragma once
 
+#include <dsm/coherence/mirror_space.hpp>
 #include <dsm/coherence/unit_map.hpp>
 #include <dsm/distribution.hpp>
 #include <dsm/global_ptr.hpp>
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -22,6 +25,7 @@ struct array_layout {
   std::string description;       // "shared_array<double, write_shared> 'x'", for messages
   std::uint64_t object_id = 0;   // the same on every rank
   dsm::unit_size unit{};
+  std::unique_ptr<mirror_space> mirror;  // policies with keeps_copies: this rank's block is its slot
 
   global_ptr<T> pointer(std::size_t i) const {
     const auto [owner, local] = distribution.locate(i);

@@ -29,11 +29,12 @@ class cached_elements {
   cached_elements(const array_layout<T>& layout, protocol p)
       : layout_(layout),
         units_(layout.distribution, sizeof(T), layout.unit, layout.description),
-        engine_(p, layout.object_id, layout.distribution, units_, layout.byte_blocks(), layout.description),
+        engine_(p, layout.object_id, layout.distribution, units_, *layout.mirror, layout.byte_blocks(),
+                layout.description),
         count_hits_(dsm::detail::rt().config().stats) {}
 
   using place = copy_place<T>;
-  place locate(std::size_t i) const noexcept {
+  [[gnu::always_inline]] place locate(std::size_t i) const noexcept {
     return locate_copy<T>(units_, engine_.copies(), layout_.distribution, i);
   }
 
@@ -82,6 +83,7 @@ class cached_elements {
       if (count_hits_) ++engine_.stats().hits;
   }
   engine& protocol_engine() noexcept { return engine_; }
+  const engine& protocol_engine() const noexcept { return engine_; }
   const unit_map& units() const noexcept { return units_; }
   const array_layout<T>& layout() const noexcept { return layout_; }
 

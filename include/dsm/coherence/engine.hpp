@@ -43,6 +43,7 @@
 //   already past a barrier waits at the home until the home is past it.
 #pragma once
 
+#include <dsm/arch/fence.hpp>
 #include <dsm/coherence/array_stats.hpp>
 #include <dsm/coherence/diff.hpp>
 #include <dsm/coherence/release_counts.hpp>
@@ -110,7 +111,7 @@ class engine final : public dsm::detail::object_endpoint {
 
  public:
   engine(protocol p, std::uint64_t object_id, const dsm::distribution& d, const unit_map& units,
-         std::vector<global_ptr<std::byte>> blocks, std::string object)
+         const mirror_space& mirror, std::vector<global_ptr<std::byte>> blocks, std::string object)
       : rt_(dsm::detail::rt()),
         protocol_(p),
         id_(object_id),
@@ -118,13 +119,14 @@ class engine final : public dsm::detail::object_endpoint {
         units_(units),
         object_(std::move(object)),
         me_(rt_.rank()),
-        replica_(units, blocks[me_].local(), me_, object_),
+        replica_(units, mirror, me_),
         counts_(rt_, object_),
         owner_(units.units_per_rank(), static_cast<std::int32_t>(me_)),
         seen_(rt_.ranks(), 0),
         seen_known_(rt_.ranks(), 0),
         grants_(units.units(), 0),
         concurrent_handlers_(rt_.worker().mode() == transport::progress_mode::thread),
+        asymmetric_fences_(concurrent_handlers_ && arch::asymmetric_fences()),
         check_races_(rt_.config().check_races),
         maintain_{&stats_},
         fetcher_(units, replica_, std::move(blocks), stats_, object_) {
@@ -143,8 +145,14 @@ class engine final : public dsm::detail::object_endpoint {
   replica& copies() noexcept { return replica_; }
   const replica& copies() const noexcept { return replica_; }
   array_stats& stats() noexcept { return stats_; }
-  // With a progress thread, handlers run beside the program's thread.
-  bool concurrent_handlers() const noexcept { return concurrent_handlers_; }
+  // single_writer's write hit, after its store: whether the unit is still
+  // owned, so that a recall sends the store (on_recall's Dekker pair). Only
+  // a progress thread runs handlers beside the program's thread.
+  bool still_exclusive(std::size_t unit) const noexcept {
+    if (!concurrent_handlers_) return true;
+    arch::light_fence(asymmetric_fences_);
+    return replica_.state(unit) == exclusive;
+  }
 
   // ---- the requesting side (program's thread) ---------------------------
 
@@ -377,10 +385,13 @@ class engine final : public dsm::detail::object_endpoint {
 
   // single_writer: gives the unit up at once, keeping a read copy (valid
   // until this rank's next acquire). The state drops before the data is
-  // copied out, with a full fence between; the program's write path
-  // stores, fences, then re-checks the state. One of the two sees the
-  // other: the store is in the copy, or the writer notices and writes again
-  // once it owns the unit again (Dekker).
+  // copied out, with a fence between; the program's write path stores,
+  // fences, then re-checks the state. One of the two sees the other: the
+  // store is in the copy, or the writer notices and writes again once it
+  // owns the unit again (Dekker). The handler's fence is the heavy one of
+  // arch::heavy_fence (membarrier: every thread of this process executes a
+  // full barrier before it returns), so the write hit's is a compiler
+  // barrier; where the kernel lacks membarrier both are full fences.
   void on_recall(std::size_t unit, std::uint32_t from, std::span<const std::byte> payload);
 
   // Appends the encoded runs where `unit` differs from its twin; the
@@ -431,6 +442,7 @@ class engine final : public dsm::detail::object_endpoint {
   std::string race_found_;  // reported by a home about this rank's diff
 
   bool concurrent_handlers_;
+  bool asymmetric_fences_;  // arch::heavy_fence in handlers lets the write hit's fence be a compiler barrier
   bool check_races_;
   array_stats stats_;
   maintenance maintain_;

@@ -117,7 +117,7 @@ inline void engine::on_recall(std::size_t unit, std::uint32_t from, std::span<co
                 fmt::format("{}: recall of unit {} from rank {} in state {}", object_, unit, from, unsigned{s}));
   replica_.set_state(unit, shared);
   ++grants_[unit];
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  arch::heavy_fence(asymmetric_fences_);
   if (home) return send(from, unit, wire::recalled);
   std::vector<std::byte> wire;
   // The Dekker pair above is outside ThreadSanitizer's model: the reads of

@@ -27,6 +27,11 @@
 // barrier() is at least an acquire; it is separate because some contracts
 // are tied to barriers (read_only data is published at the first one). A
 // new policy is one new header under coherence/.
+//
+// A policy that caches other ranks' elements says so with
+// `static constexpr bool keeps_copies = true;`: its array then maps this
+// rank's block inside a mirror_space (array_layout::mirror), so that one
+// address formula reaches every copy.
 #pragma once
 
 #include <dsm/coherence/array_layout.hpp>
@@ -51,5 +56,10 @@ concept policy = requires {
   s.arrive();
   s.barrier();
 } && std::constructible_from<typename P::template state<T>, const array_layout<T>&>;
+
+template <class P>
+inline constexpr bool keeps_copies = requires {
+  requires P::keeps_copies;
+};
 
 }  // namespace dsm::coherence

@@ -31,6 +31,7 @@ namespace dsm {
 struct read_only {
   static constexpr std::uint8_t id = 4;
   static constexpr const char* name = "read_only";
+  static constexpr bool keeps_copies = true;  // a mirror_space holds them
 
   template <class T>
   class state {
@@ -39,7 +40,7 @@ struct read_only {
         : layout_(layout),
           units_(layout.distribution, sizeof(T), layout.unit, layout.description),
           me_(static_cast<std::size_t>(rank())),
-          copies_(units_, reinterpret_cast<std::byte*>(layout.blocks[me_].local()), me_, layout.description),
+          copies_(units_, *layout.mirror, me_),
           count_hits_(detail::rt().config().stats),
           print_stats_(count_hits_) {
       copies_.reset(coherence::shared);

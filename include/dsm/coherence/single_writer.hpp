@@ -18,7 +18,6 @@
 #include <dsm/coherence/cached_elements.hpp>
 #include <dsm/coherence/policy.hpp>
 
-#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -27,6 +26,7 @@ namespace dsm {
 struct single_writer {
   static constexpr std::uint8_t id = 2;
   static constexpr const char* name = "single_writer";
+  static constexpr bool keeps_copies = true;  // a mirror_space holds them
 
   template <class T>
   class state {
@@ -93,11 +93,7 @@ struct single_writer {
    private:
     // With a progress thread, a recall may have taken the unit between the
     // state check and the store: see engine::on_recall for the pairing.
-    bool still_exclusive(std::size_t unit) {
-      if (!cache_.protocol_engine().concurrent_handlers()) return true;
-      std::atomic_thread_fence(std::memory_order_seq_cst);
-      return cache_.protocol_engine().copies().state(unit) == coherence::exclusive;
-    }
+    bool still_exclusive(std::size_t unit) const { return cache_.protocol_engine().still_exclusive(unit); }
 
     coherence::cached_elements<T> cache_;
   };

@@ -21,6 +21,7 @@ namespace dsm {
 struct write_shared {
   static constexpr std::uint8_t id = 3;
   static constexpr const char* name = "write_shared";
+  static constexpr bool keeps_copies = true;  // a mirror_space holds them
 
   template <class T>
   class state {

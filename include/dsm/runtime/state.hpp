@@ -291,16 +291,17 @@ class runtime_state {
 
   // ---- segments -------------------------------------------------------
 
-  // Maps `bytes` of registered, zeroed memory homed here; a size past what
-  // this machine can hold is refused before anything is mapped.
-  segment_address allocate(std::uint64_t bytes) {
+  // Maps `bytes` of registered, zeroed memory homed here (at `at`, address
+  // space the caller reserved, unless null); a size past what this machine
+  // can hold is refused before anything is mapped.
+  segment_address allocate(std::uint64_t bytes, std::byte* at = nullptr) {
     check_segment_size(bytes);
     std::uint16_t id;
     {
       const auto g = worker_.lock();
       id = free_slot();
       local_segment& s = slots_[id];
-      s.memory = transport::memory_region(worker_, bytes);
+      s.memory = transport::memory_region(worker_, bytes, at);
       s.bytes = bytes;
       s.live = true;
       s.dying = false;
@@ -311,21 +312,33 @@ class runtime_state {
     return {rank(), id, slots_[id].generation};
   }
 
+  // How many bytes the mapping of segment `id` homed here spans (its size
+  // rounded up to the allocator's pages).
+  std::size_t mapped_bytes_of(std::uint16_t id) {
+    const auto g = worker_.lock();
+    return id < slots_.size() && slots_[id].live ? slots_[id].memory.mapped_bytes() : 0;
+  }
+
   // The largest segment rank r can map (learnt at start-up).
   std::uint64_t segment_limit_of(std::uint32_t r) const { return peers_.at(r).segment_limit; }
 
-  // Collective: one segment of `bytes` per rank, every rank's key known to
-  // every rank at once. Returns the segments in rank order.
-  std::vector<segment_address> allocate_collective(std::uint64_t bytes) {
-    // Every rank must ask for the same size: checked, since a mismatch
-    // would silently make some blocks shorter than others think. A size
-    // some rank cannot map is refused by every rank alike, up front.
+  // A size some rank cannot map is refused by every rank alike, up front
+  // (before anything is mapped or reserved for it).
+  void check_collective_bytes(std::uint64_t bytes) const {
     for (std::uint32_t r = 0; r < ranks(); ++r)
       if (bytes > segment_limit_of(r))
         throw error(errc::invalid_argument,
                     fmt::format("allocate_collective of {} bytes per rank: rank {} can map at most {} bytes", bytes, r,
                                 segment_limit_of(r)));
-    const auto mine = allocate(bytes);
+  }
+
+  // Collective: one segment of `bytes` per rank, every rank's key known to
+  // every rank at once. Returns the segments in rank order.
+  std::vector<segment_address> allocate_collective(std::uint64_t bytes, std::byte* at = nullptr) {
+    // Every rank must ask for the same size: checked, since a mismatch
+    // would silently make some blocks shorter than others think.
+    check_collective_bytes(bytes);
+    const auto mine = allocate(bytes, at);
     std::vector<std::byte> record_bytes(sizeof(segment_record));
     {
       const auto g = worker_.lock();

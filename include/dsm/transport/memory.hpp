@@ -19,21 +19,29 @@ namespace dsm::transport {
 class memory_region {
  public:
   memory_region() = default;
-  // `bytes` of fresh zeroed memory, registered for RMA and atomics.
-  memory_region(worker& w, std::size_t bytes) : worker_(&w), bytes_(bytes) {
+  // `bytes` of fresh zeroed memory, registered for RMA and atomics; mapped
+  // at `at` (page-aligned, address space the caller reserved and gives up)
+  // unless that is null.
+  memory_region(worker& w, std::size_t bytes, std::byte* at = nullptr) : worker_(&w), bytes_(bytes) {
     ucp_mem_map_params_t params{};
     params.field_mask = UCP_MEM_MAP_PARAM_FIELD_LENGTH | UCP_MEM_MAP_PARAM_FIELD_FLAGS;
     params.length = bytes == 0 ? 1 : bytes;  // UCX maps nothing of length 0
     params.flags = UCP_MEM_MAP_ALLOCATE;
+    if (at != nullptr) {
+      params.field_mask |= UCP_MEM_MAP_PARAM_FIELD_ADDRESS;
+      params.address = at;
+      params.flags |= UCP_MEM_MAP_FIXED;
+    }
     const auto g = w.lock();
     check(ucp_mem_map(w.context(), &params, &memh_), fmt::format("mem_map of {} bytes", bytes));
     ucp_mem_attr_t attr{};
-    attr.field_mask = UCP_MEM_ATTR_FIELD_ADDRESS;
+    attr.field_mask = UCP_MEM_ATTR_FIELD_ADDRESS | UCP_MEM_ATTR_FIELD_LENGTH;
     if (const ucs_status_t s = ucp_mem_query(memh_, &attr); s != UCS_OK) {
       ucp_mem_unmap(w.context(), memh_);
       throw_status(s, "mem_query");
     }
     base_ = static_cast<std::byte*>(attr.address);
+    mapped_bytes_ = attr.length;
     void* packed = nullptr;
     std::size_t packed_size = 0;
     if (const ucs_status_t s = ucp_rkey_pack(w.context(), memh_, &packed, &packed_size); s != UCS_OK) {
@@ -46,7 +54,7 @@ class memory_region {
   memory_region(memory_region&& o) noexcept
       : worker_(std::exchange(o.worker_, nullptr)), memh_(std::exchange(o.memh_, nullptr)),
         base_(std::exchange(o.base_, nullptr)), bytes_(std::exchange(o.bytes_, 0)),
-        packed_rkey_(std::move(o.packed_rkey_)) {}
+        mapped_bytes_(std::exchange(o.mapped_bytes_, 0)), packed_rkey_(std::move(o.packed_rkey_)) {}
   memory_region& operator=(memory_region&& o) noexcept {
     if (this != &o) {
       unmap();
@@ -54,6 +62,7 @@ class memory_region {
       memh_ = std::exchange(o.memh_, nullptr);
       base_ = std::exchange(o.base_, nullptr);
       bytes_ = std::exchange(o.bytes_, 0);
+      mapped_bytes_ = std::exchange(o.mapped_bytes_, 0);
       packed_rkey_ = std::move(o.packed_rkey_);
     }
     return *this;
@@ -62,6 +71,8 @@ class memory_region {
 
   std::byte* base() const noexcept { return base_; }
   std::size_t bytes() const noexcept { return bytes_; }
+  // What UCX mapped: at least bytes(), rounded up to its pages.
+  std::size_t mapped_bytes() const noexcept { return mapped_bytes_; }
   std::span<const std::byte> packed_rkey() const noexcept { return packed_rkey_; }
 
  private:
@@ -76,7 +87,7 @@ class memory_region {
   worker* worker_ = nullptr;
   ucp_mem_h memh_ = nullptr;
   std::byte* base_ = nullptr;
-  std::size_t bytes_ = 0;
+  std::size_t bytes_ = 0, mapped_bytes_ = 0;
   std::vector<std::byte> packed_rkey_;
 };
 
