@@ -387,6 +387,31 @@ void sweeps() {
   dsm::barrier();
 }
 
+// Every rank writes its own elements of every unit in passes over the
+// whole array, so units move between writers while they write: a recall
+// (single_writer) lands between a write hit's state check and its store.
+// Each element is written once a round, so a store lost to that race stays
+// lost and is caught here.
+template <class Policy>
+void writes_during_recalls() {
+  const auto me = static_cast<std::size_t>(dsm::rank()), p = static_cast<std::size_t>(dsm::ranks());
+  constexpr std::size_t per_unit = 1024, passes = 32;
+  dsm::shared_array<std::uint32_t, Policy> a(per_unit * p, dsm::block, dsm::unit_size{per_unit * 4}, "recalled while written");
+  for (std::uint32_t round = 1; round <= 2; ++round) {
+    for (std::size_t pass = 0; pass < passes; ++pass)
+      for (std::size_t i = me + pass * p; i < a.size(); i += p * passes) a[i] = round << 24 | static_cast<std::uint32_t>(i);
+    dsm::barrier();
+    std::size_t lost = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) lost += a[i] != (round << 24 | static_cast<std::uint32_t>(i));
+    CHECK_EQ(lost, 0u);
+    dsm::barrier();
+  }
+  if constexpr (std::is_same_v<Policy, dsm::single_writer>) {
+    const auto moves = dsm::allreduce(a.policy_state().stats().ownership_transfers.load());
+    CHECK(moves >= 2 * p * (p - 1));  // each round, every unit went to every rank but its home
+  }
+}
+
 template <class Policy>
 void litmus() {
   barrier_visibility<Policy>(dsm::block, dsm::unit_size{});
@@ -395,6 +420,7 @@ void litmus() {
   lock_message_passing<Policy>(dsm::unit_size{64});
   lock_message_passing<Policy>(dsm::unit_size{1024});
   false_sharing<Policy>();
+  writes_during_recalls<Policy>();
   spans<Policy>();
   sweeps<Policy>();
 }
