@@ -6,6 +6,9 @@
 //
 // measures (x is what varies within one):
 //   hit_read / hit_write  ns per element on a valid copy   vs a local std::vector load / store
+//   hit_read_cyclic, hit_write_cyclic, hit_read_block_cyclic, hit_write_block_cyclic
+//                         the same over a whole cyclic / block_cyclic(64)
+//                         array (owner and local index per element)
 //   span_read / span_write  the same through read_span / write_span (write
 //                         spans: write_shared)               vs the same
 //   miss                  ns per miss (one unit fetched; units walked
@@ -344,9 +347,39 @@ void sweep(const options& o) {
   }
 }
 
+// The hit path of layouts that units do not tile (owner and local index
+// computed per element): the whole array, every copy valid, against the
+// same local loops.
+template <class Policy, class Layout>
+void layout_hits(const options& o, std::size_t unit_bytes, Layout layout, const char* read_name, const char* write_name) {
+  const std::size_t n = unit_bytes / sizeof(double) * o.units * 2;
+  dsm::shared_array<double, Policy> a(n, layout, dsm::unit_size{unit_bytes}, "bench layout");
+  for (double& v : a.local()) v = 1.0;
+  dsm::barrier();
+  if (dsm::rank() == 0) {
+    std::vector<double> local(n, 1.0);
+    const double local_read = median_ns(o.reps, [&] { sink = sum_of(local, 0, n); }) / static_cast<double>(n);
+    sink = sum_of(a, 0, n);
+    const double read = median_ns(o.reps, [&] { sink = sum_of(a, 0, n); }) / static_cast<double>(n);
+    row(Policy::name, read_name, unit_bytes, n, read, "local_load", local_read);
+    if constexpr (!std::is_same_v<Policy, dsm::read_only>) {
+      const double local_write = median_ns(o.reps, [&] {
+        fill(local, 0, n);
+        sink = local[n / 2];
+      }) / static_cast<double>(n);
+      fill(a, 0, n);
+      const double write = median_ns(o.reps, [&] { fill(a, 0, n); }) / static_cast<double>(n);
+      row(Policy::name, write_name, unit_bytes, n, write, "local_store", local_write);
+    }
+  }
+  dsm::barrier();
+}
+
 template <class Policy>
 void measure(const options& o) {
   hits<Policy>(o, 1024);
+  layout_hits<Policy>(o, 1024, dsm::cyclic, "hit_read_cyclic", "hit_write_cyclic");
+  layout_hits<Policy>(o, 1024, dsm::block_cyclic(64), "hit_read_block_cyclic", "hit_write_block_cyclic");
   misses<Policy>(o, 1024);
   if constexpr (std::is_same_v<Policy, dsm::write_shared>) releases<Policy>(o, 1024);
   if constexpr (std::is_same_v<Policy, dsm::single_writer>) ownership(o, 1024);

@@ -6,6 +6,7 @@
 // transfers and views move in one piece.
 #pragma once
 
+#include <dsm/detail/divisor.hpp>
 #include <dsm/error.hpp>
 
 #include <fmt/format.h>
@@ -31,10 +32,12 @@ class distribution {
   enum class kind { block, block_cyclic };
 
   distribution(block_t, std::size_t n, std::size_t ranks)
-      : kind_(kind::block), n_(n), ranks_(checked_ranks(ranks)), block_(std::max<std::size_t>(1, (n + ranks - 1) / ranks)) {}
+      : kind_(kind::block), n_(checked_size(n)), ranks_(checked_ranks(ranks)),
+        block_(std::max<std::size_t>(1, (n + ranks - 1) / ranks)), by_block_(block_), by_ranks_(ranks_) {}
   distribution(cyclic_t, std::size_t n, std::size_t ranks) : distribution(block_cyclic(1), n, ranks) {}
   distribution(block_cyclic bc, std::size_t n, std::size_t ranks)
-      : kind_(kind::block_cyclic), n_(n), ranks_(checked_ranks(ranks)), block_(checked_block(bc.block_size)) {}
+      : kind_(kind::block_cyclic), n_(checked_size(n)), ranks_(checked_ranks(ranks)), block_(checked_block(bc.block_size)),
+        by_block_(block_), by_ranks_(ranks_) {}
 
   kind layout() const noexcept { return kind_; }
   std::size_t size() const noexcept { return n_; }
@@ -42,27 +45,29 @@ class distribution {
   // Elements per block: ceil(n / ranks) for block, k for block_cyclic(k).
   std::size_t block_size() const noexcept { return block_; }
 
-  std::size_t owner(std::size_t i) const noexcept {
-    return kind_ == kind::block ? i / block_ : (i / block_) % ranks_;
-  }
-  std::size_t local_index(std::size_t i) const noexcept {
-    return kind_ == kind::block ? i % block_ : (i / block_ / ranks_) * block_ + i % block_;
-  }
+  std::size_t owner(std::size_t i) const noexcept { return locate(i).owner; }
+  std::size_t local_index(std::size_t i) const noexcept { return locate(i).local; }
   struct place {
     std::size_t owner;
     std::size_t local;
   };
-  // Both at once (one division by the block size), for the hit path of
-  // every caching array.
+  // Both at once, for the hit path of every caching array that units do
+  // not tile: divisions by the block size and the rank count, each a
+  // multiply (detail::divisor).
   place locate(std::size_t i) const noexcept {
-    const std::size_t blk = i / block_, offset = i - blk * block_;
+    if (block_ == 1) {  // cyclic: one division, not two
+      const std::size_t round = by_ranks_.quotient(i);
+      return {i - round * ranks_, round};
+    }
+    const std::size_t blk = by_block_.quotient(i), offset = i - blk * block_;
     if (kind_ == kind::block) return {blk, offset};
-    const std::size_t round = blk / ranks_;
+    const std::size_t round = by_ranks_.quotient(blk);
     return {blk - round * ranks_, round * block_ + offset};
   }
   std::size_t global_index(std::size_t rank, std::size_t local) const noexcept {
     if (kind_ == kind::block) return rank * block_ + local;
-    return ((local / block_) * ranks_ + rank) * block_ + local % block_;
+    const std::size_t blk = by_block_.quotient(local);
+    return (blk * ranks_ + rank) * block_ + (local - blk * block_);
   }
 
   std::size_t local_size(std::size_t rank) const noexcept {
@@ -126,6 +131,12 @@ class distribution {
     if (ranks == 0) throw error(errc::invalid_argument, "a distribution over 0 ranks");
     return ranks;
   }
+  // Indices stay within what detail::divisor divides exactly.
+  static std::size_t checked_size(std::size_t n) {
+    if (n > detail::divisor::dividend_limit)
+      throw error(errc::invalid_argument, fmt::format("a distribution of {} elements: at most 2^63", n));
+    return n;
+  }
   static std::size_t checked_block(std::size_t k) {
     if (k == 0) throw error(errc::invalid_argument, "block_cyclic(0): the block size must be positive");
     return k;
@@ -135,6 +146,7 @@ class distribution {
   std::size_t n_;
   std::size_t ranks_;
   std::size_t block_;
+  detail::divisor by_block_, by_ranks_;
 };
 
 }  // namespace dsm

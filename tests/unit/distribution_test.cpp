@@ -3,6 +3,8 @@
 #include <doctest/doctest.h>
 
 #include <cstddef>
+#include <cstdint>
+#include <random>
 #include <vector>
 
 namespace {
@@ -89,4 +91,34 @@ TEST_CASE("the layouts place elements as documented") {
 TEST_CASE("a distribution refuses a zero block size or zero ranks") {
   CHECK_THROWS_AS(dsm::distribution(dsm::block_cyclic(0), 10, 2), dsm::error);
   CHECK_THROWS_AS(dsm::distribution(dsm::block, 10, 0), dsm::error);
+}
+
+TEST_CASE("divisor: the multiply-and-shift quotient equals division for every divisor class and dividend range") {
+  std::vector<std::uint64_t> divisors;
+  for (std::uint64_t d = 1; d <= 1100; ++d) divisors.push_back(d);
+  for (unsigned k = 11; k < 64; ++k) {
+    const std::uint64_t two_k = std::uint64_t{1} << k;
+    divisors.insert(divisors.end(), {two_k - 1, two_k, two_k + 1, two_k / 3 * 2 + 1});
+  }
+  divisors.push_back(~std::uint64_t{0});
+  std::mt19937_64 gen(42);
+  constexpr std::uint64_t limit = dsm::detail::divisor::dividend_limit;
+  std::size_t wrong = 0, checked = 0;
+  for (const std::uint64_t d : divisors) {
+    const dsm::detail::divisor by(d);
+    auto check = [&](std::uint64_t n) {
+      ++checked;
+      wrong += by.quotient(n) != n / d || by.remainder(n) != n % d;
+    };
+    for (std::uint64_t n : {std::uint64_t{0}, std::uint64_t{1}, d - 1, d, d + 1, limit - 1, limit - d, limit / d * d,
+                            limit / d * d - 1})
+      if (n < limit) check(n);
+    for (int k = 0; k < 200; ++k) {
+      check(gen() % limit);
+      check(gen() % (d < limit / 1024 ? d * 1024 : limit));  // small quotients, where rounding shows first
+    }
+  }
+  CHECK(wrong == 0);
+  CHECK(checked > 400000);
+  CHECK_THROWS_AS(dsm::distribution(dsm::cyclic, limit + 1, 2), dsm::error);
 }

@@ -35,7 +35,7 @@ class cached_elements {
 
   using place = copy_place<T>;
   [[gnu::always_inline]] place locate(std::size_t i) const noexcept {
-    return locate_copy<T>(units_, engine_.copies(), layout_.distribution, i);
+    return locate_copy<T>(units_, engine_.copies(), i);
   }
 
   // The hit is the state byte and the load, small enough to inline into

@@ -53,7 +53,7 @@ struct read_only {
 
     // The hit inlines; everything else is out of line.
     T read(std::size_t i) {
-      const auto [unit, copy] = coherence::locate_copy<const T>(units_, copies_, layout_.distribution, i);
+      const auto [unit, copy] = coherence::locate_copy<const T>(units_, copies_, i);
       // Before publication only this rank's own units are valid (its memory):
       // the state alone decides, and a remote read misses to a direct get.
       if (copies_.state(unit) == coherence::shared) [[likely]] {
@@ -84,7 +84,7 @@ struct read_only {
       if (!published_) return coherence::bulk_get(layout_, first, count, out);
       fetcher_.fetch(units_.units_covering(layout_.distribution, first, count));
       for (std::size_t k = 0; k < count; ++k)
-        out[k] = *coherence::locate_copy<const T>(units_, copies_, layout_.distribution, first + k).element;
+        out[k] = *coherence::locate_copy<const T>(units_, copies_, first + k).element;
     }
 
     // After publication, the copies; before it, only this rank's own

@@ -78,7 +78,8 @@ class replica {
 };
 
 // Where global element i is: its unit, and this rank's copy of it (the
-// home's memory for its own elements). Tiled layouts shift; others divide (distribution::locate). The hit path of every caching
+// home's memory for its own elements). Tiled layouts shift; others divide
+// by multiplying (unit_map::place_of). The hit path of every caching
 // policy; a free function, so that callers pass their own unit_map and
 // replica, one indirection fewer.
 template <class T>
@@ -86,22 +87,17 @@ struct copy_place {
   std::size_t unit;
   T* element;
 };
-template <class T>
-copy_place<T> locate_copy_dividing(const unit_map& units, const replica& copies, const dsm::distribution& d,
-                                   std::size_t i) noexcept {
-  const auto [owner, local] = d.locate(i);
-  return {units.unit_of(owner, local), reinterpret_cast<T*>(copies.element(owner, local))};
-}
 // Always inlined: GCC otherwise calls it from a kernel's loop, and the call
-// costs more than the shift and select it makes.
+// costs more than the arithmetic it does.
 template <class T>
 [[gnu::always_inline]] inline copy_place<T> locate_copy(const unit_map& units, const replica& copies,
-                                                        const dsm::distribution& d, std::size_t i) noexcept {
+                                                        std::size_t i) noexcept {
   if (units.tiled()) [[likely]] {
     const std::size_t u = i >> units.shift();
     return {u, reinterpret_cast<T*>(copies.base() + i * sizeof(T))};
   }
-  return locate_copy_dividing<T>(units, copies, d, i);
+  const auto [unit, slot] = units.place_of(i);
+  return {unit, reinterpret_cast<T*>(copies.base() + slot * sizeof(T))};
 }
 
 }  // namespace dsm::coherence

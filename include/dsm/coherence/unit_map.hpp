@@ -37,7 +37,7 @@ namespace coherence {
 class unit_map {
  public:
   unit_map(const dsm::distribution& d, std::size_t element_bytes, unit_size requested, std::string_view object)
-      : element_bytes_(element_bytes) {
+      : element_bytes_(element_bytes), distribution_(d) {
     if (!std::has_single_bit(requested.bytes) || requested.bytes < unit_size::min_bytes ||
         requested.bytes > unit_size::max_bytes)
       throw error(errc::invalid_argument,
@@ -71,6 +71,18 @@ class unit_map {
   std::size_t unit_of(std::size_t owner, std::size_t local) const noexcept {
     return owner * units_per_rank_ + (local >> shift_);
   }
+  // Global index i's unit, and its place in the ranks x max_local_size
+  // mirror (in elements): the hit path of layouts that are not tiled. From
+  // this map's own copy of the distribution, so that the hit path reads
+  // members of one object, not a chain of references.
+  struct element_place {
+    std::size_t unit;
+    std::size_t slot;
+  };
+  [[gnu::always_inline]] element_place place_of(std::size_t i) const noexcept {
+    const auto [owner, local] = distribution_.locate(i);
+    return {unit_of(owner, local), owner * max_local_ + local};
+  }
   std::size_t home_of(std::size_t unit) const noexcept { return unit / units_per_rank_; }
   // First local index of the unit at its home.
   std::size_t first_local(std::size_t unit) const noexcept { return (unit % units_per_rank_) << shift_; }
@@ -102,6 +114,7 @@ class unit_map {
 
  private:
   std::size_t element_bytes_;
+  dsm::distribution distribution_;
   std::size_t elements_per_unit_ = 1;
   unsigned shift_ = 0;
   std::size_t ranks_ = 1, max_local_ = 0, units_per_rank_ = 0;
