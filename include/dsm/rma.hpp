@@ -29,7 +29,7 @@ enum class direction { put, get };
 // local memory (local(std::byte*)) or post to the home
 // (remote(runtime_state&, remote_address)), bounds and generation checked.
 template <class T, class Local, class Remote>
-auto one_sided(direction d, global_ptr<T> p, std::uint64_t bytes, const char* operation, Local&& local,
+[[gnu::always_inline]] inline auto one_sided(direction d, global_ptr<T> p, std::uint64_t bytes, const char* operation, Local&& local,
                Remote&& remote) {
   check_not_null(p, operation);
   runtime_state& r = rt();

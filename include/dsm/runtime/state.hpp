@@ -417,26 +417,38 @@ class runtime_state {
   // it from the home on first use; bounds and generation are checked first,
   // so a bad address never reaches the target.
   template <class Post>
-  decltype(auto) with_remote(std::uint32_t target, std::uint16_t id, std::uint8_t generation, std::uint64_t offset,
-                             std::uint64_t bytes, const char* operation, Post&& post) {
-    if (target >= ranks())
-      throw error(errc::invalid_argument,
-                  fmt::format("{} to unit {} in a {}-rank job", operation, target, ranks()));
-    for (int attempt = 0;; ++attempt) {
-      {
-        const auto g = worker_.lock();
-        remote_segment* s = find_remote(target, id);
-        if (s != nullptr && s->generation == generation) {
-          check_bounds(operation, target, id, generation, offset, bytes, s->bytes);
-          return post(transport::remote_address{static_cast<int>(target), s->base + offset, s->rkey.handle()});
-        }
+  [[gnu::always_inline]] decltype(auto) with_remote(std::uint32_t target, std::uint16_t id, std::uint8_t generation,
+                                                    std::uint64_t offset, std::uint64_t bytes, const char* operation,
+                                                    Post&& post) {
+    // Inlined into every rput and rget: the key is known (the common case)
+    // and in bounds; everything else is out of line.
+    if (target < ranks()) [[likely]] {
+      const auto g = worker_.lock();
+      remote_segment* s = find_remote(target, id);
+      if (s != nullptr && s->generation == generation) [[likely]] {
+        check_bounds(operation, target, id, generation, offset, bytes, s->bytes);
+        return post(transport::remote_address{static_cast<int>(target), s->base + offset, s->rkey.handle()});
       }
-      if (attempt > 0) throw error(errc::internal, fmt::format("{}: key of rank {} segment {} not installed", operation, target, id));
-      fetch_remote(target, id, generation, operation);
     }
+    install_key_for(target, id, generation, operation);
+    const auto g = worker_.lock();
+    remote_segment* s = find_remote(target, id);
+    if (s == nullptr || s->generation != generation)
+      throw error(errc::internal, fmt::format("{}: key of rank {} segment {} not installed", operation, target, id));
+    check_bounds(operation, target, id, generation, offset, bytes, s->bytes);
+    return post(transport::remote_address{static_cast<int>(target), s->base + offset, s->rkey.handle()});
   }
 
  private:
+  // with_remote's first use of a peer's segment: the target checked, the
+  // key fetched from the home.
+  [[gnu::noinline]] void install_key_for(std::uint32_t target, std::uint16_t id, std::uint8_t generation,
+                                         const char* operation) {
+    if (target >= ranks())
+      throw error(errc::invalid_argument, fmt::format("{} to unit {} in a {}-rank job", operation, target, ranks()));
+    fetch_remote(target, id, generation, operation);
+  }
+
   static error stale(const char* operation, std::uint32_t target, std::uint16_t id, std::uint8_t generation) {
     return error(errc::stale_pointer, fmt::format("{} through unit {} seg {} gen {}: that segment was freed", operation,
                                                   target, id, unsigned{generation}));

@@ -117,6 +117,32 @@ class future {
   // The destination of an rget into the caller's memory may still be
   // written by such a late reply.
   T wait() {
+    if (request_ == nullptr && !abandoned_) [[likely]] return result();  // completed in place, or waited on
+    return wait_for_request();
+  }
+
+  // For the transport: an operation posted with `request` (nullptr, or a UCX
+  // status pointer, as ucp_*_nbx returned it) and result buffer `buffer`.
+  future(transport::worker& w, ucs_status_ptr_t request, detail::op_buffer* buffer, detail::op_label label)
+      : worker_(&w), buffer_(buffer), label_(label) {
+    if (UCS_PTR_IS_ERR(request)) [[unlikely]] {
+      release();
+      transport::throw_status(UCS_PTR_STATUS(request), label.operation, label.peer);
+    }
+    request_ = request;
+  }
+
+ private:
+  T result() const {
+    if constexpr (!std::is_void_v<T>) {
+      T value;
+      std::memcpy(&value, buffer_->bytes, sizeof(T));
+      return value;
+    }
+  }
+
+  // Out of line: the progress loop and its error paths.
+  [[gnu::noinline]] T wait_for_request() {
     if (abandoned_)
       throw error(errc::invalid_argument,
                   fmt::format("{} rank {}: waited on again after it timed out", label_.operation, label_.peer));
@@ -130,25 +156,9 @@ class future {
       }
       finish_request();
     }
-    if constexpr (!std::is_void_v<T>) {
-      T value;
-      std::memcpy(&value, buffer_->bytes, sizeof(T));
-      return value;
-    }
+    return result();
   }
 
-  // For the transport: an operation posted with `request` (nullptr, or a UCX
-  // status pointer, as ucp_*_nbx returned it) and result buffer `buffer`.
-  future(transport::worker& w, ucs_status_ptr_t request, detail::op_buffer* buffer, detail::op_label label)
-      : worker_(&w), buffer_(buffer), label_(label) {
-    if (UCS_PTR_IS_ERR(request)) {
-      release();
-      transport::throw_status(UCS_PTR_STATUS(request), label.operation, label.peer);
-    }
-    request_ = request;
-  }
-
- private:
   bool request_done() const {
     const auto g = worker_->lock();
     return ucp_request_check_status(request_) != UCS_INPROGRESS;
