@@ -46,6 +46,7 @@
 #include <dsm/arch/fence.hpp>
 #include <dsm/coherence/array_stats.hpp>
 #include <dsm/coherence/diff.hpp>
+#include <dsm/coherence/engine_records.hpp>
 #include <dsm/coherence/release_counts.hpp>
 #include <dsm/coherence/replica.hpp>
 #include <dsm/coherence/unit_fetcher.hpp>
@@ -77,36 +78,11 @@ namespace dsm::coherence {
 enum class protocol : std::uint8_t { single_writer, write_shared };
 
 class engine final : public dsm::detail::object_endpoint {
-  struct queued {
-    std::uint8_t kind;
-    std::uint32_t source;
-    std::vector<std::byte> payload;
-  };
-  struct transaction {
-    std::uint8_t kind = 0;
-    std::uint32_t requester = 0;
-    std::int64_t recalled_from = -1;  // the owner recalled
-    bool recall_due = false;          // its changes have not arrived yet
-    bool granted = false;             // waiting for 'installed'
-    wire::applied_report report{};
-    std::deque<queued> waiting;
-  };
-  struct written {
-    std::uint64_t count;  // the home's release count for it
-    std::uint32_t writer;
-    std::uint64_t home_interval;  // the home's acquires_ when applied
-    std::vector<byte_run> runs;
-  };
-  struct stashed {
-    transport::message_header header;
-    std::vector<std::byte> payload;
-  };
-  // A write-back in flight: once applied, the owner's twin becomes what it
-  // sent, unless the unit changed hands meanwhile.
-  struct sent_back {
-    std::uint32_t grant;
-    std::vector<std::byte> data;
-  };
+  using queued = engine_records::queued;
+  using transaction = engine_records::transaction;
+  using written = engine_records::written;
+  using stashed = engine_records::stashed;
+  using sent_back = engine_records::sent_back;
   static constexpr std::size_t history_limit = 64;  // diffs per unit kept for race checks, per barrier interval
 
  public:
@@ -239,44 +215,9 @@ class engine final : public dsm::detail::object_endpoint {
   // What a diff says this rank saw of home h (worker lock held).
   std::uint64_t seen_count(std::size_t h) const { return seen_known_[h] ? seen_[h] : 0; }
 
-  void handle(const transport::message_header& h, std::span<const std::byte> payload) {
-    const std::uint64_t unit = h.word[1];
-    const std::uint8_t k = static_cast<std::uint8_t>(h.word[2] & 0xff);
-    const std::uint64_t epoch = h.word[2] >> 8;
-    const std::uint32_t from = h.source_rank;
-    if (unit >= units_.units() || k == 0 || k > wire::last_kind)
-      throw error(errc::protocol, fmt::format("{}: message kind {} for unit {} of {}", object_, unsigned{k}, unit,
-                                              units_.units()));
-    const bool request = k == wire::write || k == wire::diff || k == wire::write_back;
-    if ((k == wire::write || k == wire::recall || k == wire::recalled || k == wire::write_back || k == wire::grant) &&
-        protocol_ != protocol::single_writer)
-      throw error(errc::protocol, fmt::format("{}: ownership message under write_shared", object_));
-    if (k == wire::diff && protocol_ != protocol::write_shared)
-      throw error(errc::protocol, fmt::format("{}: diff under single_writer", object_));
-    if (request && epoch == epoch_ + 1) {  // the sender is past a barrier this rank is still in
-      stash_.push_back({h, {payload.begin(), payload.end()}});
-      return;
-    }
-    if (k == wire::installed && epoch < epoch_) return;  // that barrier closed the transaction already
-    if (epoch != epoch_)
-      throw error(errc::protocol, fmt::format("{}: message of barrier interval {} in interval {}", object_, epoch, epoch_));
-    const bool to_home = request || k == wire::installed || k == wire::recalled;
-    if (to_home && !replica_.is_home(unit))
-      throw error(errc::protocol, fmt::format("{}: home message for unit {}, homed on rank {}", object_, unit,
-                                              units_.home_of(unit)));
-    switch (k) {
-      case wire::write:
-      case wire::diff:
-      case wire::write_back:
-        validate_request(k, unit, from, payload);
-        return home_request(k, unit, from, payload);
-      case wire::installed: return home_installed(unit, from, payload);
-      case wire::recalled: return home_recalled(unit, from, payload);
-      case wire::grant: return on_grant(unit, from, payload);
-      case wire::recall: return on_recall(unit, from, payload);
-      case wire::applied: return on_applied(unit, from, payload);
-    }
-  }
+  // Checks a message's kind, interval and addressee, then hands it to its
+  // handler (engine_dispatch.hpp).
+  void handle(const transport::message_header& h, std::span<const std::byte> payload);
 
   // A handler reading memory the program's thread may be writing, on a
   // peer's behalf: a home's unit copied into a grant (what a peer's
@@ -451,9 +392,11 @@ class engine final : public dsm::detail::object_endpoint {
 
 }  // namespace dsm::coherence
 
-// The engine's members by job: synchronisation, the home's directory,
-// single_writer's requester and owner, write_shared's diffs.
+// The engine's members by job: message dispatch, synchronisation, the
+// home's directory, single_writer's requester and owner, write_shared's
+// diffs.
 #define DSM_COHERENCE_ENGINE_DECLARED 1
+#include <dsm/coherence/engine_dispatch.hpp>
 #include <dsm/coherence/engine_sync.hpp>
 #include <dsm/coherence/engine_diffs.hpp>
 #include <dsm/coherence/engine_home.hpp>
