@@ -17,8 +17,12 @@ namespace dsm {
 
 namespace detail {
 template <class T>
+[[noreturn, gnu::noinline, gnu::cold]] void throw_null(const char* operation) {
+  throw error(errc::invalid_argument, fmt::format("{} through a null global_ptr<{}>", operation, type_name<T>()));
+}
+template <class T>
 void check_not_null(global_ptr<T> p, const char* operation) {
-  if (p.is_null()) throw error(errc::invalid_argument, fmt::format("{} through a null global_ptr<{}>", operation, type_name<T>()));
+  if (p.is_null()) [[unlikely]] throw_null<T>(operation);
 }
 }  // namespace detail
 

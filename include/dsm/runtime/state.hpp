@@ -433,20 +433,23 @@ class runtime_state {
     install_key_for(target, id, generation, operation);
     const auto g = worker_.lock();
     remote_segment* s = find_remote(target, id);
-    if (s == nullptr || s->generation != generation)
-      throw error(errc::internal, fmt::format("{}: key of rank {} segment {} not installed", operation, target, id));
+    if (s == nullptr || s->generation != generation) [[unlikely]] throw_not_installed(operation, target, id);
     check_bounds(operation, target, id, generation, offset, bytes, s->bytes);
     return post(transport::remote_address{static_cast<int>(target), s->base + offset, s->rkey.handle()});
   }
 
  private:
   // with_remote's first use of a peer's segment: the target checked, the
-  // key fetched from the home.
+  // key fetched from the home (without the worker lock: the fetch waits).
   [[gnu::noinline]] void install_key_for(std::uint32_t target, std::uint16_t id, std::uint8_t generation,
                                          const char* operation) {
     if (target >= ranks())
       throw error(errc::invalid_argument, fmt::format("{} to unit {} in a {}-rank job", operation, target, ranks()));
     fetch_remote(target, id, generation, operation);
+  }
+  [[noreturn, gnu::noinline, gnu::cold]] static void throw_not_installed(const char* operation, std::uint32_t target,
+                                                                       std::uint16_t id) {
+    throw error(errc::internal, fmt::format("{}: key of rank {} segment {} not installed", operation, target, id));
   }
 
   static error stale(const char* operation, std::uint32_t target, std::uint16_t id, std::uint8_t generation) {
@@ -454,13 +457,20 @@ class runtime_state {
                                                   target, id, unsigned{generation}));
   }
 
+  [[noreturn, gnu::noinline, gnu::cold]] static void throw_out_of_segment(const char* operation, std::uint32_t target,
+                                                                        std::uint16_t id, std::uint8_t generation,
+                                                                        std::uint64_t offset, std::uint64_t bytes,
+                                                                        std::uint64_t segment_bytes) {
+    throw error(errc::out_of_range,
+                fmt::format("{} of {} bytes at unit {} seg {} gen {} +{:#x}: outside the segment of {} bytes", operation,
+                            bytes, target, id, unsigned{generation}, offset, segment_bytes));
+  }
+  // Inlined into every transfer; the message is formatted out of line.
   static void check_bounds(const char* operation, std::uint32_t target, std::uint16_t id, std::uint8_t generation,
                            std::uint64_t offset, std::uint64_t bytes, std::uint64_t segment_bytes) {
 #if DSM_CHECKS
-    if (offset > segment_bytes || bytes > segment_bytes - offset)
-      throw error(errc::out_of_range,
-                  fmt::format("{} of {} bytes at unit {} seg {} gen {} +{:#x}: outside the segment of {} bytes",
-                              operation, bytes, target, id, unsigned{generation}, offset, segment_bytes));
+    if (offset > segment_bytes || bytes > segment_bytes - offset) [[unlikely]]
+      throw_out_of_segment(operation, target, id, generation, offset, bytes, segment_bytes);
 #else
     (void)operation, (void)target, (void)id, (void)generation, (void)offset, (void)bytes, (void)segment_bytes;
 #endif
