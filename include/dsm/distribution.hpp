@@ -97,6 +97,12 @@ class distribution {
     std::size_t local_first;
   };
 
+  // How many of [first, first + count) the run starting at `first` covers
+  // (one owner's consecutive elements): count when the range is one run.
+  std::size_t first_run_length(std::size_t first, std::size_t count) const noexcept {
+    return std::min(block_ - by_block_.remainder(first), count);
+  }
+
   // Calls f(run) for the runs covering [first, first + count), in order.
   // The owner and local position advance block by block without a
   // division per run: cyclic runs are single elements, so this loop is the

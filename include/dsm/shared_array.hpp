@@ -228,11 +228,9 @@ class shared_array {
   // A span needs one run of one owner's storage.
   void check_span(std::size_t first, std::size_t count, const char* operation) const {
     check_range(first, count, operation);
-    std::size_t runs = 0, owner = 0, end = first;
-    layout_.distribution.for_each_run(first, count, [&](const distribution::run& r) {
-      if (runs++ == 0) owner = r.owner, end = r.first + r.count;
-    });
-    if (runs != 1)
+    const std::size_t covered = count == 0 ? 0 : layout_.distribution.first_run_length(first, count);
+    const std::size_t owner = count == 0 ? 0 : layout_.distribution.owner(first), end = first + covered;
+    if (count == 0 || covered != count)
       throw error(errc::invalid_argument,
                   fmt::format("{}: {} of {} elements from index {} crosses from rank {}'s storage at index {}: a span "
                               "covers one owner's consecutive elements",

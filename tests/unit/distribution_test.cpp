@@ -122,3 +122,25 @@ TEST_CASE("divisor: the multiply-and-shift quotient equals division for every di
   CHECK(checked > 400000);
   CHECK_THROWS_AS(dsm::distribution(dsm::cyclic, limit + 1, 2), dsm::error);
 }
+
+TEST_CASE("distribution: first_run_length is the length of the first run for_each_run reports") {
+  std::size_t wrong = 0, checked = 0;
+  for (std::size_t p : {1, 2, 3, 5})
+    for (std::size_t n : {1, 7, 64, 100}) {
+      const dsm::distribution layouts[] = {dsm::distribution(dsm::block, n, p), dsm::distribution(dsm::cyclic, n, p),
+                                           dsm::distribution(dsm::block_cyclic(3), n, p)};
+      for (const auto& d : layouts)
+        for (std::size_t first = 0; first < n; ++first)
+          for (std::size_t count = 1; first + count <= n; ++count) {
+            std::size_t length = 0;
+            bool seen = false;
+            d.for_each_run(first, count, [&](const dsm::distribution::run& r) {
+              if (!seen) length = r.count, seen = true;
+            });
+            ++checked;
+            wrong += d.first_run_length(first, count) != length;
+          }
+    }
+  CHECK(wrong == 0);
+  CHECK(checked > 10000);
+}

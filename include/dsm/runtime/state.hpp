@@ -11,11 +11,11 @@
 #include <dsm/arch/isa.hpp>
 #include <dsm/detail/calling_rank.hpp>
 #include <dsm/detail/local_segments.hpp>
-#include <dsm/detail/memory_limits.hpp>
 #include <dsm/detail/segment_record.hpp>
 #include <dsm/error.hpp>
 #include <dsm/runtime/bootstrap.hpp>
 #include <dsm/runtime/mailbox.hpp>
+#include <dsm/runtime/memory_limits.hpp>
 #include <dsm/runtime/settings.hpp>
 #include <dsm/runtime/stats.hpp>
 #include <dsm/transport.hpp>
@@ -257,13 +257,14 @@ class runtime_state {
     stats_.barrier_seconds += std::chrono::duration<double>(transport::clock_type::now() - t0).count();
   }
 
-  // Every rank's bytes, in rank order; sizes may differ between ranks.
   // The ISA each rank runs (a job may mix x86-64 and arm64 processes).
-  arch::isa isa_of(std::uint32_t r) const { return isas_.at(r); }
+  arch::isa isa_of(std::uint32_t r) const { return peers_.at(r).isa; }
   bool mixed_isa() const noexcept {
-    return std::any_of(isas_.begin(), isas_.end(), [&](arch::isa i) { return i != isas_.front(); });
+    return !peers_.empty() &&
+           std::any_of(peers_.begin(), peers_.end(), [&](const peer& p) { return p.isa != peers_.front().isa; });
   }
 
+  // Every rank's bytes, in rank order; sizes may differ between ranks.
   std::vector<std::vector<std::byte>> allgather(std::span<const std::byte> mine) {
     const std::uint64_t seq = next_collective_++;
     ++stats_.collectives;
@@ -487,7 +488,7 @@ class runtime_state {
   // at that point (a barrier against an allgather, say) is an error on
   // this rank, not a hang and never a wrong result.
   std::vector<std::byte> await_collective(collective_kind k, std::uint64_t seq, std::uint64_t round,
-                                                  std::uint32_t from) {
+                                          std::uint32_t from) {
     const mail_key key{channel::collective, seq, collective_slot(k, round), from};
     std::optional<std::vector<std::byte>> got;
     std::optional<mail_key> other;
@@ -593,7 +594,6 @@ class runtime_state {
     std::memcpy(record.data(), &mine, sizeof mine);
     const auto all = allgather(record);
     peers_.clear();
-    isas_.clear();
     for (std::uint32_t r = 0; r < ranks(); ++r) {
       peer_record rec;
       if (all[r].size() != sizeof rec)
@@ -603,7 +603,6 @@ class runtime_state {
         throw error(errc::protocol, fmt::format("rank {} names ISA {} and a segment limit of {} bytes", r, rec.isa,
                                                 rec.segment_limit));
       peers_.push_back({static_cast<arch::isa>(rec.isa), rec.segment_limit});
-      isas_.push_back(static_cast<arch::isa>(rec.isa));
     }
   }
 
@@ -705,7 +704,6 @@ class runtime_state {
   transport::worker worker_;
   transport::active_messages messages_;
   membership membership_;
-  std::vector<arch::isa> isas_;  // by rank
   std::vector<peer> peers_;      // by rank
   std::unique_ptr<transport::endpoints> endpoints_;
   mailbox mail_;
