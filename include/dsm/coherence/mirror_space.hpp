@@ -49,14 +49,14 @@ class mirror_space {
   }
   mirror_space(const mirror_space&) = delete;
   mirror_space& operator=(const mirror_space&) = delete;
+  // Only around the block's mapping, which the runtime unmaps itself. Not
+  // adopted (the allocation failed, perhaps after the block was mapped into
+  // the slot), the slot and all after it stay reserved: address space only,
+  // never unmapped under the runtime's feet.
   ~mirror_space() {
-    if (own_bytes_ == 0) {
-      ::munmap(reserved_, reserved_bytes_);
-      return;
-    }
-    // Around the block's mapping, which the runtime unmaps itself.
-    std::byte* const own_end = own_slot_ + own_bytes_;
     if (own_slot_ > reserved_) ::munmap(reserved_, static_cast<std::size_t>(own_slot_ - reserved_));
+    if (own_bytes_ == 0) return;
+    std::byte* const own_end = own_slot_ + own_bytes_;
     if (std::byte* const end = reserved_ + reserved_bytes_; own_end < end)
       ::munmap(own_end, static_cast<std::size_t>(end - own_end));
   }
@@ -75,8 +75,7 @@ class mirror_space {
   }
 
   // Rank r's element k of `element_bytes` is at base() + (r * slot + k * eb);
-  // an unsigned address that may lie before the reservation, never
-  // dereferenced as such.
+  // slot 0's address, inside the reservation.
   std::uintptr_t base() const noexcept { return base_; }
   std::byte* slot(std::size_t rank) const noexcept { return reinterpret_cast<std::byte*>(base_ + rank * slot_bytes_); }
 

@@ -74,7 +74,7 @@ class replica {
   const unit_map& units_;
   std::size_t me_;
   mutable std::vector<std::uint8_t> states_;
-  std::uintptr_t base_;  // unsigned: may lie before the reservation, never dereferenced as such
+  std::uintptr_t base_;  // mirror_space::base(): slot 0
 };
 
 // Where global element i is: its unit, and this rank's copy of it (the
