@@ -37,6 +37,7 @@
 // units pays for a whole page to read one line).
 //
 //   dsmrun -n 2 --transport shm build/bench/coherence [--units N] [--reps N] [--max-unit BYTES]
+//                                                     [--only hits|misses|releases|ownership|sweep]
 #include "timing.hpp"
 
 #include <dsm/dsm.hpp>
@@ -60,6 +61,8 @@ struct options {
   std::size_t units = 64;  // units touched per measurement
   int reps = 5;
   std::size_t max_unit = 64 * 1024;
+  std::string_view only;  // one group of measures (hits, misses, releases, ownership, sweep), or all
+  bool runs(std::string_view group) const { return only.empty() || only == group; }
 };
 
 void row(const char* policy, const char* measure, std::size_t unit_bytes, std::size_t x, double ns, const char* baseline,
@@ -377,13 +380,17 @@ void layout_hits(const options& o, std::size_t unit_bytes, Layout layout, const 
 
 template <class Policy>
 void measure(const options& o) {
-  hits<Policy>(o, 1024);
-  layout_hits<Policy>(o, 1024, dsm::cyclic, "hit_read_cyclic", "hit_write_cyclic");
-  layout_hits<Policy>(o, 1024, dsm::block_cyclic(64), "hit_read_block_cyclic", "hit_write_block_cyclic");
-  misses<Policy>(o, 1024);
-  if constexpr (std::is_same_v<Policy, dsm::write_shared>) releases<Policy>(o, 1024);
-  if constexpr (std::is_same_v<Policy, dsm::single_writer>) ownership(o, 1024);
-  sweep<Policy>(o);
+  if (o.runs("hits")) {
+    hits<Policy>(o, 1024);
+    layout_hits<Policy>(o, 1024, dsm::cyclic, "hit_read_cyclic", "hit_write_cyclic");
+    layout_hits<Policy>(o, 1024, dsm::block_cyclic(64), "hit_read_block_cyclic", "hit_write_block_cyclic");
+  }
+  if (o.runs("misses")) misses<Policy>(o, 1024);
+  if constexpr (std::is_same_v<Policy, dsm::write_shared>)
+    if (o.runs("releases")) releases<Policy>(o, 1024);
+  if constexpr (std::is_same_v<Policy, dsm::single_writer>)
+    if (o.runs("ownership")) ownership(o, 1024);
+  if (o.runs("sweep")) sweep<Policy>(o);
 }
 
 }  // namespace
@@ -397,8 +404,11 @@ int main(int argc, char** argv) {
     if (flag == "--units") o.units = value;
     else if (flag == "--reps") o.reps = static_cast<int>(value);
     else if (flag == "--max-unit") o.max_unit = value;
-    else {
-      fmt::print(stderr, "usage: {} [--units N] [--reps N] [--max-unit BYTES]\n", argv[0]);
+    else if (flag == "--only" && (o.only = argv[i + 1], o.runs("hits") || o.runs("misses") || o.runs("releases") ||
+                                                        o.runs("ownership") || o.runs("sweep"))) {
+    } else {
+      fmt::print(stderr, "usage: {} [--units N] [--reps N] [--max-unit BYTES] [--only hits|misses|releases|ownership|sweep]\n",
+                 argv[0]);
       return 2;
     }
   }

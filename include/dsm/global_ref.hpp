@@ -20,10 +20,11 @@ class global_ref {
  public:
   global_ref(shared_array<T, Policy>& array, std::size_t index) noexcept : array_(&array), index_(index) {}
 
-  operator T() const { return array_->policy_state().read(index_); }
+  // Inlined: the policy's hit path belongs in the caller's loop.
+  [[gnu::always_inline]] operator T() const { return array_->policy_state().read(index_); }
   T get() const { return static_cast<T>(*this); }
 
-  const global_ref& operator=(const T& value) const {
+  [[gnu::always_inline]] const global_ref& operator=(const T& value) const {
     array_->policy_state().write(index_, value);
     return *this;
   }

@@ -68,14 +68,19 @@ class shared_array {
     layout_.description = describe();
     layout_.object_id = detail::rt().next_collective();  // the same on every rank
     me_ = static_cast<std::size_t>(rank());
-    const std::size_t max_local = layout_.distribution.max_local_size();
+    // Caching policies' blocks hold whole units (unit_map::slot_elements_of),
+    // so that every rank's copies sit in equal slots of one mirror.
+    const std::size_t block_elements =
+        coherence::keeps_copies<Policy>
+            ? coherence::unit_map::slot_elements_of(layout_.distribution, sizeof(T), unit, layout_.description)
+            : layout_.distribution.max_local_size();
     if constexpr (coherence::keeps_copies<Policy>) {
-      const auto slot_bytes = detail::element_bytes<T>(max_local, "allocate_collective");
+      const auto slot_bytes = detail::element_bytes<T>(block_elements, "allocate_collective");
       detail::rt().check_collective_bytes(slot_bytes);  // before reserving address space for every rank's
       layout_.mirror = std::make_unique<coherence::mirror_space>(static_cast<std::size_t>(ranks()), me_, slot_bytes,
                                                                  layout_.description);
     }
-    auto blocks = detail::allocate_collective_of<T>(max_local, layout_.description,
+    auto blocks = detail::allocate_collective_of<T>(block_elements, layout_.description,
                                                     layout_.mirror ? layout_.mirror->own_slot() : nullptr);
     if (layout_.mirror)
       layout_.mirror->adopt_own_block(reinterpret_cast<const std::byte*>(blocks[me_].local()),
@@ -146,8 +151,10 @@ class shared_array {
     return layout_.pointer(i);
   }
 
-  reference operator[](std::size_t i) {
-    check_index(i, "operator[]");
+  // Reading or writing through the reference throws errc::out_of_range for
+  // i >= size(); the policy may check there rather than here.
+  [[gnu::always_inline]] reference operator[](std::size_t i) {
+    if constexpr (!coherence::checks_indices<Policy>) check_index(i, "operator[]");
     return reference(*this, i);
   }
 
@@ -215,9 +222,11 @@ class shared_array {
 
  private:
   void check_index(std::size_t i, const char* operation) const {
-    if (i >= size())
-      throw error(errc::out_of_range,
-                  fmt::format("{}: {} index {} out of range (size {})", describe(), operation, i, size()));
+    if (i >= size()) [[unlikely]] throw_index_out_of_range(i, operation);
+  }
+  [[noreturn, gnu::cold, gnu::noinline]] void throw_index_out_of_range(std::size_t i, const char* operation) const {
+    throw error(errc::out_of_range,
+                fmt::format("{}: {} index {} out of range (size {})", describe(), operation, i, size()));
   }
   void check_range(std::size_t first, std::size_t count, const char* operation) const {
     if (first > size() || count > size() - first)

@@ -96,6 +96,43 @@ void false_sharing() {
   }
 }
 
+// Element access checks the index in the policy (operator[] leaves it to
+// read and write, so that a tiled hit folds it into one compare): every
+// layout, tiled or not, refuses index size() and beyond, naming the array
+// and the index, and leaves every element as it was.
+template <class Policy>
+void index_errors() {
+  const int me = dsm::rank();
+  for (const std::size_t n : {std::size_t{1024}, std::size_t{1001}})
+    for (const bool cyclic : {false, true}) {
+      const auto name = fmt::format("indexed {} {}", n, cyclic ? "cyclic" : "block");
+      auto check = [&](auto layout) {
+        dsm::shared_array<std::uint64_t, Policy> a(n, layout, dsm::unit_size{64}, name);
+        std::size_t l = 0;
+        for (std::size_t g : a.local_indices()) a.local()[l++] = value_of(g, 0);
+        dsm::barrier();
+        for (const std::size_t bad : {n, n + 1, n * 64, std::size_t{1} << 62, ~std::size_t{0}}) {
+          const std::string read = CHECK_ERROR(dsm::errc::out_of_range, (void)a[bad].get());
+          CHECK(read.find(fmt::format("'{}'", name)) != std::string::npos);
+          CHECK(read.find(fmt::format("index {}", bad)) != std::string::npos);
+          CHECK(read.find(fmt::format("rank {}", me)) != std::string::npos);
+          if constexpr (!std::is_same_v<Policy, dsm::read_only>) {
+            const std::string write = CHECK_ERROR(dsm::errc::out_of_range, a[bad] = 7);
+            CHECK(write.find(fmt::format("index {}", bad)) != std::string::npos);
+            CHECK_ERROR(dsm::errc::out_of_range, a[bad] += 1);
+          }
+        }
+        dsm::barrier();
+        std::size_t wrong = 0;
+        for (std::size_t i = 0; i < n; ++i) wrong += a[i] != value_of(i, 0);
+        CHECK_EQ(wrong, 0u);
+        dsm::barrier();
+      };
+      if (cyclic) check(dsm::cyclic);
+      else check(dsm::block);
+    }
+}
+
 void read_only_contract() {
   const int me = dsm::rank(), p = dsm::ranks();
   const std::size_t n = 300;
@@ -132,6 +169,7 @@ void read_only_contract() {
   dsm::barrier();
   CHECK_EQ(x[0].get(), -1.0);  // the refused writes changed nothing
   CHECK_EQ(x[5].get(), 2.5);
+  index_errors<dsm::read_only>();
 }
 
 // Two ranks write the same byte of a write_shared unit in one interval.
@@ -423,6 +461,7 @@ void litmus() {
   writes_during_recalls<Policy>();
   spans<Policy>();
   sweeps<Policy>();
+  index_errors<Policy>();
 }
 
 }  // namespace

@@ -34,11 +34,24 @@ void check_units(const dsm::distribution& d, std::size_t element_bytes, std::siz
       }
       CHECK(m.first_local(u) == covered);
       for (std::size_t k = 0; k < m.elements_in(u); ++k) CHECK(m.unit_of(r, covered + k) == u);
-      CHECK(m.mirror_index(u) == r * m.max_local_size() + covered);
+      CHECK((u << m.shift()) == r * m.slot_elements() + covered);  // slots hold whole units
       covered += m.elements_in(u);
     }
     CHECK(covered == d.local_size(r));
   }
+  CHECK(m.slot_elements() == dsm::coherence::unit_map::slot_elements_of(d, element_bytes, {unit_bytes}, "test array"));
+  CHECK(m.slot_elements() >= d.max_local_size());
+  CHECK(m.slot_elements() % m.elements_per_unit() == 0);
+  CHECK(m.slot_elements() < d.max_local_size() + m.elements_per_unit());
+  // The hit path's place of every global index: its unit and its slot.
+  std::size_t wrong = 0;
+  for (std::size_t i = 0; i < d.size(); ++i) {
+    const auto [owner, local] = d.locate(i);
+    const auto [unit, slot] = m.place_of(i);
+    wrong += unit != m.unit_of(owner, local);
+    wrong += slot != owner * m.slot_elements() + local;
+  }
+  CHECK(wrong == 0);
 }
 
 }  // namespace

@@ -37,11 +37,18 @@ class cached_elements {
   [[gnu::always_inline]] place locate(std::size_t i) const noexcept {
     return locate_copy<T>(units_, engine_.copies(), i);
   }
+  // For an index operator[] passed on unchecked (policy checks_indices).
+  [[gnu::always_inline]] place locate_checked(std::size_t i) const {
+    return coherence::locate_checked<T>(units_, engine_.copies(), i, [this](std::size_t bad) { out_of_range(bad); });
+  }
+  [[noreturn, gnu::cold, gnu::noinline]] void out_of_range(std::size_t i) const {
+    throw_index_out_of_range(layout_.description, i, units_.elements());
+  }
 
   // The hit is the state byte and the load, small enough to inline into
   // the caller's loop; the miss is out of line.
-  T read(std::size_t i) {
-    const place p = locate(i);
+  [[gnu::always_inline]] T read(std::size_t i) {
+    const place p = locate_checked(i);
     if (engine_.copies().state(p.unit) >= shared) [[likely]] {
       hit();
       return *p.element;

@@ -1,6 +1,7 @@
 // The address space a caching array's copies live in: one slot of
 // `slot_bytes` per rank, back to back, so that rank r's local element k is
-// at base + (r * max_local + k) elements whoever's block it is. This rank's
+// at base + (r * slot elements + k) elements whoever's block it is (a slot
+// holds the largest block rounded up to whole units: unit_map). This rank's
 // slot is its own block: the runtime maps the registered memory there
 // (UCP_MEM_MAP_FIXED), so the hit path addresses every element from one
 // base, with no select between own block and mirror. Other slots are

@@ -62,4 +62,13 @@ inline constexpr bool keeps_copies = requires {
   requires P::keeps_copies;
 };
 
+// A policy that declares `static constexpr bool checks_indices = true;`
+// checks the index in its state's read() and write() (against the size,
+// throwing errc::out_of_range), so that operator[] need not: the hit path
+// of a tiled caching array folds that check into its tiled test.
+template <class P>
+inline constexpr bool checks_indices = requires {
+  requires P::checks_indices;
+};
+
 }  // namespace dsm::coherence

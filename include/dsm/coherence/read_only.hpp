@@ -32,6 +32,7 @@ struct read_only {
   static constexpr std::uint8_t id = 4;
   static constexpr const char* name = "read_only";
   static constexpr bool keeps_copies = true;  // a mirror_space holds them
+  static constexpr bool checks_indices = true;  // read and write: operator[] leaves it to them
 
   template <class T>
   class state {
@@ -52,8 +53,9 @@ struct read_only {
     }
 
     // The hit inlines; everything else is out of line.
-    T read(std::size_t i) {
-      const auto [unit, copy] = coherence::locate_copy<const T>(units_, copies_, i);
+    [[gnu::always_inline]] T read(std::size_t i) {
+      const auto [unit, copy] =
+          coherence::locate_checked<const T>(units_, copies_, i, [this](std::size_t bad) { out_of_range(bad); });
       // Before publication only this rank's own units are valid (its memory):
       // the state alone decides, and a remote read misses to a direct get.
       if (copies_.state(unit) == coherence::shared) [[likely]] {
@@ -62,6 +64,10 @@ struct read_only {
         return *copy;
       }
       return read_miss(i, unit, copy);
+    }
+
+    [[noreturn, gnu::cold, gnu::noinline]] void out_of_range(std::size_t i) const {
+      coherence::throw_index_out_of_range(layout_.description, i, units_.elements());
     }
 
     [[gnu::noinline]] T read_miss(std::size_t i, std::size_t unit, const T* copy) {
@@ -76,6 +82,7 @@ struct read_only {
     }
 
     void write(std::size_t i, const T& v) {
+      if (i >= units_.elements()) out_of_range(i);
       check_unpublished(i, "write");
       rput(v, layout_.pointer(i)).wait();
     }

@@ -27,16 +27,17 @@ struct single_writer {
   static constexpr std::uint8_t id = 2;
   static constexpr const char* name = "single_writer";
   static constexpr bool keeps_copies = true;  // a mirror_space holds them
+  static constexpr bool checks_indices = true;  // read and write: operator[] leaves it to them
 
   template <class T>
   class state {
    public:
     explicit state(const coherence::array_layout<T>& layout) : cache_(layout, coherence::protocol::single_writer) {}
 
-    T read(std::size_t i) { return cache_.read(i); }
+    [[gnu::always_inline]] T read(std::size_t i) { return cache_.read(i); }
 
-    void write(std::size_t i, const T& v) {
-      const auto p = cache_.locate(i);
+    [[gnu::always_inline]] void write(std::size_t i, const T& v) {
+      const auto p = cache_.locate_checked(i);
       if (cache_.protocol_engine().copies().state(p.unit) == coherence::exclusive) [[likely]] {
         *p.element = v;
         if (still_exclusive(p.unit)) [[likely]] return cache_.hit();

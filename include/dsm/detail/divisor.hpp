@@ -6,6 +6,8 @@
 // 2^(63+l) <= m*d < 2^(63+l) + 2^l, so floor(n*m / 2^(63+l)) = floor(n/d)
 // (Granlund and Montgomery, "Division by invariant integers using
 // multiplication", theorem 4.2, with N = 63); m < 2^64 because d > 2^(l-1).
+// Taken as the high word of 2n * m (2n < 2^64) shifted by l, the same for
+// every d >= 1 (d = 1: l = 0, m = 2^63): an add, a multiply and a shift.
 #pragma once
 
 #include <bit>
@@ -21,30 +23,23 @@ class divisor {
   static constexpr std::uint64_t dividend_limit = std::uint64_t{1} << 63;
 
   constexpr explicit divisor(std::uint64_t d = 1) noexcept : d_(d == 0 ? 1 : d) {
-    if (d_ == 1) {
-      // l = 0 would need a shift of 63, not one of the high word: the
-      // quotient is n itself, passed through the mask instead.
-      identity_mask_ = ~std::uint64_t{0};
-      return;
-    }
     const unsigned l = static_cast<unsigned>(std::bit_width(d_ - 1));
-    high_shift_ = l - 1;  // 63 + l bits in all, 64 of them by taking the high word
+    if (l == 64) return;  // d > 2^63 > n: the quotient is 0 (magic 0), and a shift by 64 is undefined
+    shift_ = l;
     magic_ = static_cast<std::uint64_t>(((static_cast<uint128>(1) << (63 + l)) + d_ - 1) / d_);
   }
 
   constexpr std::uint64_t value() const noexcept { return d_; }
   // A multiply's high word and a shift; no branch, no double-word shift.
   constexpr std::uint64_t quotient(std::uint64_t n) const noexcept {
-    const auto high = static_cast<std::uint64_t>((static_cast<uint128>(n) * magic_) >> 64);
-    return (high + (n & identity_mask_)) >> high_shift_;
+    return static_cast<std::uint64_t>((static_cast<uint128>(n + n) * magic_) >> 64) >> shift_;
   }
   constexpr std::uint64_t remainder(std::uint64_t n) const noexcept { return n - quotient(n) * d_; }
 
  private:
   std::uint64_t d_;
   std::uint64_t magic_ = 0;
-  std::uint64_t identity_mask_ = 0;
-  unsigned high_shift_ = 0;
+  unsigned shift_ = 0;
 };
 
 }  // namespace dsm::detail

@@ -23,9 +23,13 @@ inline runtime_state*& current_runtime() noexcept {
   static runtime_state* rt = nullptr;
   return rt;
 }
-inline runtime_state& rt() {
+[[noreturn, gnu::cold, gnu::noinline]] inline void throw_no_runtime() {
+  throw error(errc::invalid_argument, "no dsm::runtime: construct one at the start of main");
+}
+// On every transfer's path: a load and a test, the throw out of line.
+[[gnu::always_inline]] inline runtime_state& rt() {
   runtime_state* r = current_runtime();
-  if (r == nullptr) throw error(errc::invalid_argument, "no dsm::runtime: construct one at the start of main");
+  if (r == nullptr) [[unlikely]] throw_no_runtime();
   return *r;
 }
 }  // namespace detail
