@@ -5,7 +5,7 @@
 //
 //   distribution,op,mode,elements,median_ns,ns_per_element,ratio_to_local
 //
-//   dsmrun -n 2 --transport shm build/bench/array [--elements N] [--reps N]
+//   dsmrun --transport shm -n 2 build/bench/array [--elements N] [--reps N]
 #include "timing.hpp"
 
 #include <dsm/dsm.hpp>

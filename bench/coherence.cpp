@@ -36,7 +36,7 @@
 // The sweep runs the unit size from 64 B to 64 KiB (software DSM with page
 // units pays for a whole page to read one line).
 //
-//   dsmrun -n 2 --transport shm build/bench/coherence [--units N] [--reps N] [--max-unit BYTES]
+//   dsmrun --transport shm -n 2 build/bench/coherence [--units N] [--reps N] [--max-unit BYTES]
 //                                                     [--only hits|misses|releases|ownership|sweep]
 #include "timing.hpp"
 

@@ -10,7 +10,7 @@
 // latency is one blocking get. Latency in microseconds (ratio = dsm / raw: 1.00 is parity, lower is
 // better), bandwidth in GB/s (ratio = dsm / raw: higher is better).
 //
-//   dsmrun -n 2 --transport shm build/bench/rma [--max-bytes N] [--reps N] [--scale F]
+//   dsmrun --transport shm -n 2 build/bench/rma [--max-bytes N] [--reps N] [--scale F]
 #include "timing.hpp"
 
 #include <dsm/dsm.hpp>
