@@ -125,7 +125,7 @@ class engine final : public dsm::detail::object_endpoint {
   // owned, so that a recall sends the store (on_recall's Dekker pair). Only
   // a progress thread runs handlers beside the program's thread.
   bool still_exclusive(std::size_t unit) const noexcept {
-    if (!concurrent_handlers_) return true;
+    if (!concurrent_handlers_) [[likely]] return true;  // the hit falls through; the recheck is the jump
     arch::light_fence(asymmetric_fences_);
     return replica_.state(unit) == exclusive;
   }
