@@ -44,6 +44,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -61,9 +62,10 @@ struct options {
   std::size_t units = 64;  // units touched per measurement
   int reps = 5;
   std::size_t max_unit = 64 * 1024;
-  std::string_view only;  // one group of measures (hits, misses, releases, ownership, sweep), or all
+  std::string_view only;  // one of `groups`, or empty for all
   bool runs(std::string_view group) const { return only.empty() || only == group; }
 };
+constexpr std::string_view groups[] = {"hits", "misses", "releases", "ownership", "sweep"};
 
 void row(const char* policy, const char* measure, std::size_t unit_bytes, std::size_t x, double ns, const char* baseline,
          double baseline_ns) {
@@ -404,9 +406,9 @@ int main(int argc, char** argv) {
     if (flag == "--units") o.units = value;
     else if (flag == "--reps") o.reps = static_cast<int>(value);
     else if (flag == "--max-unit") o.max_unit = value;
-    else if (flag == "--only" && (o.only = argv[i + 1], o.runs("hits") || o.runs("misses") || o.runs("releases") ||
-                                                        o.runs("ownership") || o.runs("sweep"))) {
-    } else {
+    else if (flag == "--only" && std::ranges::find(groups, std::string_view(argv[i + 1])) != std::end(groups))
+      o.only = argv[i + 1];
+    else {
       fmt::print(stderr, "usage: {} [--units N] [--reps N] [--max-unit BYTES] [--only hits|misses|releases|ownership|sweep]\n",
                  argv[0]);
       return 2;

@@ -51,12 +51,13 @@ class distribution {
     std::size_t owner;
     std::size_t local;
   };
-  // Both at once, for the hit path of every caching array that units do
-  // not tile: divisions by the block size and the rank count, each a
+  // Both at once: divisions by the block size and the rank count, each a
   // multiply (detail::divisor). One formula for every layout, without a
   // branch: a block layout's block index is below the rank count (round 0),
   // a cyclic one's block size is 1 (the division by it passes i through).
-  [[gnu::always_inline]] place locate(std::size_t i) const noexcept {
+  // (The caching hit path folds the same arithmetic into a mirror place:
+  // coherence::unit_map::place_of.)
+  place locate(std::size_t i) const noexcept {
     const std::size_t blk = by_block_.quotient(i), offset = i - blk * block_;
     const std::size_t round = by_ranks_.quotient(blk);
     return {blk - round * ranks_, round * block_ + offset};

@@ -44,8 +44,8 @@ class unit_map {
     shift_ = static_cast<unsigned>(std::countr_zero(elements_per_unit_));
     ranks_ = d.ranks();
     max_local_ = d.max_local_size();
-    units_per_rank_ = (max_local_ + elements_per_unit_ - 1) >> shift_;
-    slot_elements_ = units_per_rank_ << shift_;
+    slot_elements_ = whole_units(max_local_, elements_per_unit_);
+    units_per_rank_ = slot_elements_ >> shift_;
     local_sizes_.resize(ranks_);
     for (std::size_t r = 0; r < ranks_; ++r) local_sizes_[r] = d.local_size(r);
     by_block_ = dsm::detail::divisor(d.block_size());
@@ -72,8 +72,12 @@ class unit_map {
   // layout (what mirror_space reserves per rank).
   static std::size_t slot_elements_of(const dsm::distribution& d, std::size_t element_bytes, unit_size requested,
                                       std::string_view object) {
-    const std::size_t per_unit = checked_elements_per_unit(element_bytes, requested, object);
-    return (d.max_local_size() + per_unit - 1) / per_unit * per_unit;
+    return whole_units(d.max_local_size(), checked_elements_per_unit(element_bytes, requested, object));
+  }
+  // `elements` rounded up to a multiple of `per_unit`: the one formula for
+  // the slot, here and in the map.
+  static std::size_t whole_units(std::size_t elements, std::size_t per_unit) noexcept {
+    return (elements + per_unit - 1) / per_unit * per_unit;
   }
 
   // A block layout whose units tile every block: global index i is in unit
@@ -140,7 +144,6 @@ class unit_map {
     units.erase(std::unique(units.begin(), units.end()), units.end());
     return units;
   }
-
 
  private:
   std::size_t element_bytes_;
