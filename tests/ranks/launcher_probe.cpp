@@ -1,7 +1,8 @@
 // A program for testing dsmrun itself. Usage: launcher_probe MODE [ARG]
 //   hello           every rank prints "rank R of N"
-//   abort R         rank R aborts after joining; the others wait in a barrier
-//   exit R C        rank R exits with code C; the others wait in a barrier
+//   abort R         rank R says "rank R ends now" and aborts after joining;
+//                   the others wait in a barrier
+//   exit R C        the same, but rank R exits with code C
 //   sleep S         every rank sleeps S seconds (for --timeout and signals)
 //   bad-token       rank 0 also knocks on the rendezvous with a wrong token
 //                   and checks it is refused
@@ -54,6 +55,9 @@ int main(int argc, char** argv) {
     fmt::print("rank {} of {}\n", me, dsm::ranks());
   } else if (mode == "abort" || mode == "exit") {
     if (me == a) {
+      // The test times the job's end from this line, not from its start.
+      fmt::print("rank {} ends now\n", me);
+      std::fflush(stdout);
       if (mode == "abort") std::abort();
       std::_Exit(b);
     }
