@@ -3,6 +3,7 @@
 
 #include <dsm/config.hpp>
 #include <dsm/error.hpp>
+#include <dsm/operators.hpp>
 #include <dsm/arch.hpp>
 #include <dsm/transport.hpp>
 #include <dsm/runtime/runtime.hpp>
@@ -13,6 +14,7 @@
 #include <dsm/distribution.hpp>
 #include <dsm/coherence/direct.hpp>
 #include <dsm/coherence/read_only.hpp>
+#include <dsm/coherence/reduction.hpp>
 #include <dsm/coherence/single_writer.hpp>
 #include <dsm/coherence/write_shared.hpp>
 #include <dsm/shared_array.hpp>

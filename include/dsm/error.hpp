@@ -20,6 +20,7 @@ enum class errc {
   mixed_objects,        // arithmetic or comparison across units or segments
   stale_pointer,        // a global_ptr into freed (or reallocated) memory
   read_only_violation,  // a write to a published read_only object
+  contract_violation,   // an access a policy's contract forbids (a plain write to a reduction array)
   data_race,            // two ranks wrote the same bytes in one interval
   layout_mismatch,      // a type laid out differently on two ranks
   transport,            // UCX reported a failure
@@ -38,6 +39,7 @@ constexpr std::string_view to_string(errc c) noexcept {
     case errc::mixed_objects: return "mixed objects";
     case errc::stale_pointer: return "stale pointer";
     case errc::read_only_violation: return "read-only violation";
+    case errc::contract_violation: return "contract violation";
     case errc::data_race: return "data race";
     case errc::layout_mismatch: return "layout mismatch";
     case errc::transport: return "transport";

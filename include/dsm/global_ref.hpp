@@ -1,13 +1,17 @@
 // dsm::global_ref<T, Policy>: what shared_array's operator[] returns. Reading
 // converts to T, assignment writes, compound assignment is a
 // read-modify-write, each through the array's coherence policy. A compound
-// assignment is not atomic across ranks: synchronise with a lock, or use
-// dsm::atomic_fetch_add on pointer() for integers.
+// assignment is not atomic across ranks: synchronise with a lock, use
+// dsm::atomic_fetch_add on pointer() for integers, or a reduction array,
+// whose combine(v) (and += for reduction<sum>) is the only way in.
 #pragma once
 
 #include <dsm/global_ptr.hpp>
+#include <dsm/operators.hpp>
 
+#include <concepts>
 #include <cstddef>
+#include <type_traits>
 #include <utility>
 
 namespace dsm {
@@ -31,25 +35,43 @@ class global_ref {
   // Element-to-element assignment copies the value, not the reference.
   const global_ref& operator=(const global_ref& other) const { return *this = other.get(); }
 
-#define DSM_GLOBAL_REF_COMPOUND(op)                                             \
-  template <class U>                                                            \
-  const global_ref& operator op##=(U&& rhs) const                               \
-    requires requires(T t) { t op## = std::forward<U>(rhs); }                   \
-  {                                                                             \
-    T value = get();                                                            \
-    value op## = std::forward<U>(rhs);                                          \
-    return *this = value;                                                       \
+  // A reduction array: v joins the element's contributions of this
+  // interval, combined at its home at the next barrier.
+  template <class U>
+  const global_ref& combine(U&& v) const
+    requires std::convertible_to<U, T> && requires(typename Policy::template state<T>& s, std::size_t i, T t) { s.combine(i, t); }
+  {
+    array_->policy_state().combine(index_, static_cast<T>(std::forward<U>(v)));
+    return *this;
   }
-  DSM_GLOBAL_REF_COMPOUND(+)
-  DSM_GLOBAL_REF_COMPOUND(-)
-  DSM_GLOBAL_REF_COMPOUND(*)
-  DSM_GLOBAL_REF_COMPOUND(/)
-  DSM_GLOBAL_REF_COMPOUND(%)
-  DSM_GLOBAL_REF_COMPOUND(&)
-  DSM_GLOBAL_REF_COMPOUND(|)
-  DSM_GLOBAL_REF_COMPOUND(^)
-  DSM_GLOBAL_REF_COMPOUND(<<)
-  DSM_GLOBAL_REF_COMPOUND(>>)
+
+  // On a reduction array the compound assignment of its operator is
+  // combine(v) (+= of reduction<sum>); any other is refused at compile time.
+#define DSM_GLOBAL_REF_COMPOUND(op, combined_by)                                                              \
+  template <class U>                                                                                          \
+  const global_ref& operator op##=(U&& rhs) const                                                             \
+    requires requires(T t) { t op## = std::forward<U>(rhs); }                                                 \
+  {                                                                                                           \
+    if constexpr (requires { typename Policy::combiner; }) {                                                  \
+      static_assert(std::is_same_v<typename Policy::combiner, combined_by>,                                   \
+                    "a reduction<Op> array takes a[i].combine(v); a[i] += v only when Op is dsm::sum");       \
+      return combine(std::forward<U>(rhs));                                                                   \
+    } else {                                                                                                  \
+      T value = get();                                                                                        \
+      value op## = std::forward<U>(rhs);                                                                      \
+      return *this = value;                                                                                   \
+    }                                                                                                         \
+  }
+  DSM_GLOBAL_REF_COMPOUND(+, dsm::sum)
+  DSM_GLOBAL_REF_COMPOUND(-, void)
+  DSM_GLOBAL_REF_COMPOUND(*, void)
+  DSM_GLOBAL_REF_COMPOUND(/, void)
+  DSM_GLOBAL_REF_COMPOUND(%, void)
+  DSM_GLOBAL_REF_COMPOUND(&, void)
+  DSM_GLOBAL_REF_COMPOUND(|, void)
+  DSM_GLOBAL_REF_COMPOUND(^, void)
+  DSM_GLOBAL_REF_COMPOUND(<<, void)
+  DSM_GLOBAL_REF_COMPOUND(>>, void)
 #undef DSM_GLOBAL_REF_COMPOUND
 
   global_ptr<T> pointer() const { return array_->pointer(index_); }

@@ -13,6 +13,7 @@
 #include <dsm/coherence/direct.hpp>
 #include <dsm/coherence/policy.hpp>
 #include <dsm/coherence/read_only.hpp>
+#include <dsm/coherence/reduction.hpp>
 #include <dsm/coherence/single_writer.hpp>
 #include <dsm/coherence/unit_map.hpp>
 #include <dsm/coherence/write_shared.hpp>
@@ -168,6 +169,15 @@ class shared_array {
   void put(std::size_t first, std::span<const T> in) {
     check_range(first, in.size(), "put");
     state_->put(first, in.data(), in.size());
+  }
+
+  // A reduction array: in[k] joins element first + k's contributions, as
+  // (*this)[first + k].combine(in[k]) would, one owner's run at a time.
+  void combine(std::size_t first, std::span<const T> in) {
+    static_assert(requires { state_->combine(first, in.data(), in.size()); },
+                  "dsm::shared_array::combine: only a reduction<Op> array is combined into");
+    check_range(first, in.size(), "combine");
+    state_->combine(first, in.data(), in.size());
   }
 
   // Elements [first, first + count) as plain memory this rank's compiler

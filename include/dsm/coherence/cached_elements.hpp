@@ -17,12 +17,6 @@
 
 namespace dsm::coherence {
 
-// How a miss path takes the value being written: small values in
-// registers, so that the hit path around the call never stores them to the
-// stack first.
-template <class T>
-using by_value_if_small = std::conditional_t<(sizeof(T) <= 16), T, const T&>;
-
 template <class T>
 class cached_elements {
  public:

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <dsm/error.hpp>
+#include <dsm/operators.hpp>
 #include <dsm/runtime/state.hpp>
 
 #include <algorithm>
@@ -109,20 +110,6 @@ T broadcast(T value, int root) {
   broadcast(std::span<T>(&value, 1), root);
   return value;
 }
-
-// Reduction operators for allreduce.
-struct sum {
-  template <class T>
-  T operator()(const T& a, const T& b) const { return a + b; }
-};
-struct min {
-  template <class T>
-  T operator()(const T& a, const T& b) const { return std::min(a, b); }
-};
-struct max {
-  template <class T>
-  T operator()(const T& a, const T& b) const { return std::max(a, b); }
-};
 
 // Element-wise reduction across ranks. Combined in rank order on every
 // rank, so every rank gets bitwise the same result, floating point included.

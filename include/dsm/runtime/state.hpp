@@ -53,12 +53,13 @@ enum message_id : unsigned {
 // Which collective a message belongs to: a barrier's message never
 // satisfies an allgather, and a rank that finds a peer in another
 // collective at the same point says so.
-enum class collective_kind : std::uint64_t { synchronize = 1, allgather = 2, broadcast = 3 };
+enum class collective_kind : std::uint64_t { synchronize = 1, allgather = 2, broadcast = 3, exchange = 4 };
 constexpr const char* to_string(collective_kind k) noexcept {
   switch (k) {
     case collective_kind::synchronize: return "barrier";
     case collective_kind::allgather: return "allgather";
     case collective_kind::broadcast: return "broadcast";
+    case collective_kind::exchange: return "exchange";
   }
   return "an unknown collective";
 }
@@ -275,6 +276,22 @@ class runtime_state {
       all[r] = r == rank() ? std::vector<std::byte>(mine.begin(), mine.end())
                            : await_collective(collective_kind::allgather, seq, 0, r);
     return all;
+  }
+
+  // All to all: `to_each[r]` goes to rank r (one entry per rank; this
+  // rank's own is returned as it is); returns what every rank sent this
+  // one, in rank order.
+  std::vector<std::vector<std::byte>> exchange(std::span<const std::vector<std::byte>> to_each) {
+    if (to_each.size() != ranks())
+      throw error(errc::internal, fmt::format("exchange with {} parts in a {}-rank job", to_each.size(), ranks()));
+    const std::uint64_t seq = next_collective_++;
+    ++stats_.collectives;
+    for (std::uint32_t r = 0; r < ranks(); ++r)
+      if (r != rank()) send_collective(r, collective_kind::exchange, seq, 0, to_each[r]);
+    std::vector<std::vector<std::byte>> from(ranks());
+    for (std::uint32_t r = 0; r < ranks(); ++r)
+      from[r] = r == rank() ? to_each[r] : await_collective(collective_kind::exchange, seq, 0, r);
+    return from;
   }
 
   std::vector<std::byte> broadcast(std::span<const std::byte> data, std::uint32_t root) {
@@ -612,7 +629,7 @@ class runtime_state {
       if (seq + 1 < next || seq >= next + (1u << 20))
         throw error(errc::protocol, fmt::format("collective {} while this rank is at {}", seq, next));
       if (h.word[1] >= 64 || h.word[2] < static_cast<std::uint64_t>(collective_kind::synchronize) ||
-          h.word[2] > static_cast<std::uint64_t>(collective_kind::broadcast) ||
+          h.word[2] > static_cast<std::uint64_t>(collective_kind::exchange) ||
           (h.word[2] != static_cast<std::uint64_t>(collective_kind::synchronize) && h.word[1] != 0))
         throw error(errc::protocol, fmt::format("collective round {} of kind {}", h.word[1], h.word[2]));
       const auto kind = static_cast<collective_kind>(h.word[2]);

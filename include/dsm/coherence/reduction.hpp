@@ -1,0 +1,261 @@
+// The reduction<Op> policy (Munin's reduction objects): every rank
+// contributes to elements with `a[i].combine(v)` (`a[i] += v` for
+// reduction<sum>) or a bulk combine(first, values); contributions collect
+// in a local space (contributions.hpp) and cost a local load and store,
+// with no traffic. At each barrier the homes combine them: every rank sends
+// each home the units it contributed to (one exchange, all to all), and the
+// home folds them into its elements in rank order, so that floating-point
+// results are the same bits on every run: a[i] = ((a[i] op c0[i]) op c1[i])
+// ... After the barrier every rank reads the combined values: a read miss
+// is one get of the unit from its home's memory, and the copy is valid
+// until the next barrier. Between barriers reads see the values of the
+// last one (a rank's own contributions are not in them yet) and the home
+// may rewrite its elements through local() (to start a new sum, say);
+// contributions of the interval are combined into what it wrote.
+//
+// Contract: a plain write (a[i] = v, put) is errc::contract_violation:
+// without it every combine would race with the write. Locks order nothing
+// here: contributions wait for the barrier.
+#pragma once
+
+#include <dsm/coherence/advice.hpp>
+#include <dsm/coherence/array_layout.hpp>
+#include <dsm/coherence/array_stats.hpp>
+#include <dsm/coherence/contributions.hpp>
+#include <dsm/coherence/policy.hpp>
+#include <dsm/coherence/replica.hpp>
+#include <dsm/coherence/unit_fetcher.hpp>
+#include <dsm/coherence/unit_map.hpp>
+#include <dsm/config.hpp>
+#include <dsm/error.hpp>
+#include <dsm/operators.hpp>
+#include <dsm/runtime/runtime.hpp>
+
+#include <fmt/format.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <optional>
+#include <span>
+#include <vector>
+
+namespace dsm {
+
+template <class Op = sum>
+struct reduction {
+  static constexpr std::uint8_t id = 5;
+  static constexpr const char* name = "reduction";
+  static constexpr bool keeps_copies = true;    // a mirror_space holds the read copies
+  static constexpr bool checks_indices = true;  // read, write and combine: operator[] leaves it to them
+  using combiner = Op;
+
+  template <class T>
+  class state {
+    static_assert(reduction_operator<Op, T>,
+                  "dsm::reduction<Op>: Op must combine two T into a T and name its identity, "
+                  "`template <class T> static constexpr T identity()` (see dsm/operators.hpp)");
+
+   public:
+    explicit state(const coherence::array_layout<T>& layout)
+        : layout_(layout),
+          units_(layout.distribution, sizeof(T), layout.unit, layout.description),
+          me_(static_cast<std::size_t>(rank())),
+          copies_(units_, *layout.mirror, me_),
+          pending_(units_, layout.description),
+          count_hits_(detail::rt().config().stats),
+          print_stats_(count_hits_) {
+      copies_.reset(coherence::shared);
+    }
+    state(const state&) = delete;
+    state& operator=(const state&) = delete;
+    ~state() {
+      if (print_stats_) stats_.print(stderr, static_cast<int>(me_), layout_.description);
+    }
+
+    [[gnu::always_inline]] T read(std::size_t i) {
+      const auto p = coherence::locate_checked<const T>(units_, copies_, i, [this](std::size_t bad) { out_of_range(bad); });
+      if (copies_.state(p.unit) == coherence::shared) [[likely]] {
+        if constexpr (DSM_COUNT_HITS != 0)
+          if (count_hits_) ++stats_.hits;
+        return *p.element;
+      }
+      return read_miss(p.unit, p.element);
+    }
+
+    // The contribution's hit: a flag load, a load and a store.
+    [[gnu::always_inline]] void combine(std::size_t i, coherence::by_value_if_small<T> v) {
+      const auto p =
+          coherence::locate_checked<T>(units_, pending_.base(), i, [this](std::size_t bad) { out_of_range(bad); });
+      if (!pending_.started(p.unit)) [[unlikely]]
+        start(p.unit);
+      *p.element = op_(*p.element, v);
+    }
+    // Bulk: in[k] contributed to element first + k; one owner's run at a
+    // time, a loop the compiler can vectorise.
+    void combine(std::size_t first, const T* in, std::size_t count) {
+      for (std::size_t u : units_.units_covering(layout_.distribution, first, count))
+        if (!pending_.started(u)) start(u);
+      layout_.distribution.for_each_run(first, count, [&](const dsm::distribution::run& r) {
+        T* to = reinterpret_cast<T*>(pending_.base() + (r.owner * units_.slot_elements() + r.local_first) * sizeof(T));
+        const T* from = in + (r.first - first);
+        for (std::size_t k = 0; k < r.count; ++k) to[k] = op_(to[k], from[k]);
+      });
+    }
+
+    void write(std::size_t i, const T&) {
+      if (i >= units_.elements()) out_of_range(i);
+      refuse_write("a write to", i);
+    }
+    void put(std::size_t first, const T*, std::size_t count) {
+      if (count != 0) refuse_write("a put to", first);
+    }
+
+    void get(std::size_t first, std::size_t count, T* out) {
+      fetcher_.fetch(units_.units_covering(layout_.distribution, first, count));
+      for (std::size_t k = 0; k < count; ++k)
+        out[k] = *coherence::locate_copy<const T>(units_, copies_, first + k).element;
+    }
+    const T* read_span(std::size_t first, std::size_t count) {
+      fetcher_.fetch(units_.units_covering(layout_.distribution, first, count));
+      const auto [owner, local] = layout_.distribution.locate(first);
+      return reinterpret_cast<const T*>(copies_.element(owner, local));
+    }
+    void prefetch(std::size_t first, std::size_t count) {
+      fetcher_.prefetch(units_.units_covering(layout_.distribution, first, count));
+    }
+    void advise(std::size_t first, std::size_t count, advice a) {
+      const auto wanted = units_.units_covering(layout_.distribution, first, count);
+      if (a == advice::dontneed) fetcher_.drop(wanted);
+      else fetcher_.prefetch(wanted);
+    }
+
+    void acquire() {}
+    void release() {}
+    // The homes combine every rank's contributions of the interval. A
+    // malformed contribution is refused alone (errc::protocol, after the
+    // others are combined); none of the interval's is ever sent again.
+    void arrive() {
+      struct sent_once {
+        coherence::contributions& c;
+        ~sent_once() { c.clear(); }
+      } clear_at_exit{pending_};
+      const auto from = detail::rt().exchange(outgoing());
+      std::optional<error> refused;
+      for (std::size_t r = 0; r < from.size(); ++r) {
+        if (r == me_) {
+          combine_own();
+          continue;
+        }
+        try {
+          combine_from(r, from[r]);
+        } catch (const error& e) {
+          if (!refused) refused = e;
+        }
+      }
+      // Peers read this rank's block directly from now on: on a CPU whose
+      // caches the NIC does not see, what the combine (or local()) wrote
+      // goes to memory first.
+      coherence::maintenance{&stats_}.before_transfer_reads(copies_.element(me_, 0),
+                                                            layout_.distribution.local_size(me_) * sizeof(T));
+      if (refused) throw *refused;
+    }
+    // Every home's values moved: every copy goes.
+    void barrier() {
+      fetcher_.settle();
+      for (std::size_t u = 0; u < units_.units(); ++u)
+        if (!copies_.is_home(u) && copies_.state(u) == coherence::shared) ++stats_.copies_dropped;
+      copies_.reset(coherence::shared);
+    }
+
+    const coherence::replica& copies() const noexcept { return copies_; }
+    coherence::array_stats& stats() noexcept { return stats_; }
+
+   private:
+    [[noreturn, gnu::cold, gnu::noinline]] void out_of_range(std::size_t i) const {
+      coherence::throw_index_out_of_range(layout_.description, i, units_.elements());
+    }
+    [[noreturn, gnu::cold, gnu::noinline]] void refuse_write(const char* what, std::size_t i) const {
+      throw error(errc::contract_violation,
+                  fmt::format("{}: {} index {} on rank {}: a reduction array is only combined into (a[i].combine(v){}); "
+                              "its home may rewrite its own elements through local()",
+                              layout_.description, what, i, me_,
+                              std::is_same_v<Op, sum> ? ", a[i] += v" : ""));
+    }
+    [[gnu::noinline]] T read_miss(std::size_t unit, const T* copy) {
+      fetcher_.fetch(unit);
+      return *copy;
+    }
+    [[gnu::noinline]] void start(std::size_t unit) { pending_.start(unit, Op::template identity<T>()); }
+
+    // Per home, the units contributed to: each a 64-bit unit number and
+    // the unit's elements.
+    std::vector<std::vector<std::byte>> outgoing() {
+      std::vector<std::vector<std::byte>> to(layout_.distribution.ranks());
+      for (std::size_t u : pending_.units()) {
+        const std::size_t home = units_.home_of(u);
+        if (home == me_) continue;
+        auto& out = to[home];
+        const std::uint64_t number = u;
+        const std::size_t at = out.size(), bytes = units_.bytes_in(u);
+        out.resize(at + sizeof number + bytes);
+        std::memcpy(out.data() + at, &number, sizeof number);
+        std::memcpy(out.data() + at + sizeof number, pending_.unit_data(u), bytes);
+        ++stats_.contributions, stats_.contribution_bytes += bytes;
+      }
+      return to;
+    }
+    void combine_own() {
+      for (std::size_t u : pending_.units())
+        if (units_.home_of(u) == me_) combine_unit(u, pending_.unit_data(u));
+    }
+    // Everything rank `from` says is checked before any of it is combined:
+    // a malformed contribution changes nothing.
+    void combine_from(std::size_t from, std::span<const std::byte> wire) {
+      std::vector<std::pair<std::size_t, const std::byte*>> parts;
+      for (std::size_t at = 0; at < wire.size();) {
+        std::uint64_t number = 0;
+        if (wire.size() - at < sizeof number) malformed(from, fmt::format("{} stray bytes at the end", wire.size() - at));
+        std::memcpy(&number, wire.data() + at, sizeof number);
+        at += sizeof number;
+        if (number >= units_.units() || units_.home_of(static_cast<std::size_t>(number)) != me_)
+          malformed(from, fmt::format("unit {}, which is not homed here", number));
+        const std::size_t u = static_cast<std::size_t>(number), bytes = units_.bytes_in(u);
+        if (wire.size() - at < bytes)
+          malformed(from, fmt::format("unit {} with {} of its {} bytes", u, wire.size() - at, bytes));
+        parts.emplace_back(u, wire.data() + at);
+        at += bytes;
+      }
+      for (const auto& [u, data] : parts) combine_unit(u, data);
+    }
+    [[noreturn]] void malformed(std::size_t from, const std::string& what) const {
+      throw error(errc::protocol, fmt::format("{}: rank {}'s contribution to rank {}: {}", layout_.description, from, me_, what));
+    }
+    // Contributions arrive as bytes, in no particular alignment.
+    void combine_unit(std::size_t unit, const std::byte* contribution) {
+      T* home = reinterpret_cast<T*>(copies_.unit_data(unit));
+      const std::size_t n = units_.elements_in(unit);
+      for (std::size_t k = 0; k < n; ++k) {
+        T c;
+        std::memcpy(&c, contribution + k * sizeof(T), sizeof(T));
+        home[k] = op_(home[k], c);
+      }
+      ++stats_.combines;
+    }
+
+    const coherence::array_layout<T>& layout_;
+    coherence::unit_map units_;
+    std::size_t me_;
+    coherence::replica copies_;
+    coherence::contributions pending_;
+    [[no_unique_address]] Op op_{};
+    bool count_hits_;
+    bool print_stats_;
+    coherence::array_stats stats_;
+    coherence::unit_fetcher fetcher_{units_, copies_, layout_.byte_blocks(), stats_, layout_.description};
+  };
+};
+
+static_assert(coherence::policy<reduction<>>);
+
+}  // namespace dsm
