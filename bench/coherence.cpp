@@ -33,11 +33,18 @@
 //                         downwards)                      vs a direct rget of one 64 B line
 //   sweep_all_lines       ns to miss and read every line (upwards, with
 //                         readahead)                      vs the same
+//   combine_hit           reduction<sum>: ns per a[i] += v into this rank's
+//                         contributions                    vs v added into a local std::vector
+//   pattern_reduction     reduction<sum>: ns per element for every rank adding
+//                         into every element, a barrier, and reading them all
+//                                                           vs the same pattern on direct: a row
+//                                                           per rank, each owner summing its slice
+//                                                           of the rows, a barrier, bulk reads
 // The sweep runs the unit size from 64 B to 64 KiB (software DSM with page
 // units pays for a whole page to read one line).
 //
 //   dsmrun --transport shm -n 2 build/bench/coherence [--units N] [--reps N] [--max-unit BYTES]
-//                                                     [--only hits|misses|releases|ownership|sweep]
+//                                                     [--only hits|misses|releases|ownership|sweep|patterns]
 #include "timing.hpp"
 
 #include <dsm/dsm.hpp>
@@ -65,7 +72,7 @@ struct options {
   std::string_view only;  // one of `groups`, or empty for all
   bool runs(std::string_view group) const { return only.empty() || only == group; }
 };
-constexpr std::string_view groups[] = {"hits", "misses", "releases", "ownership", "sweep"};
+constexpr std::string_view groups[] = {"hits", "misses", "releases", "ownership", "sweep", "patterns"};
 
 void row(const char* policy, const char* measure, std::size_t unit_bytes, std::size_t x, double ns, const char* baseline,
          double baseline_ns) {
@@ -380,6 +387,53 @@ void layout_hits(const options& o, std::size_t unit_bytes, Layout layout, const 
   dsm::barrier();
 }
 
+template <class Array>
+[[gnu::noinline]] void add_into(Array& a, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) a[i] += static_cast<double>(i & 7);
+}
+
+// Every rank adds into every element, a barrier, every rank reads them
+// all: under reduction<sum>, and what the same takes on direct arrays.
+void reduction_pattern(const options& o, std::size_t unit_bytes) {
+  const std::size_t n = unit_bytes / sizeof(double) * o.units * 2;
+  const std::size_t ranks = static_cast<std::size_t>(dsm::ranks()), me = static_cast<std::size_t>(dsm::rank());
+  std::vector<double> local(n, 0.0), all(n), part(n, 1.0);
+  dsm::shared_array<double, dsm::reduction<dsm::sum>> sums(n, dsm::block, dsm::unit_size{unit_bytes}, "bench sums");
+  const double local_add = median_ns(o.reps, [&] {
+    add_into(local, n);
+    sink = local[n / 2];
+  }) / static_cast<double>(n);
+  const double combine = median_ns(o.reps, [&] { add_into(sums, n); }) / static_cast<double>(n);
+  dsm::barrier();
+  if (me == 0) row("reduction", "combine_hit", unit_bytes, n, combine, "local_add", local_add);
+
+  const double reduced = median_ns(o.reps, [&] {
+    sums.combine(0, part);
+    dsm::barrier();
+    sums.get(0, all);
+    dsm::barrier();  // everybody has read before the next round's combine
+  }) / static_cast<double>(n);
+  dsm::shared_array<double, dsm::direct> rows(n * ranks, dsm::block, dsm::unit_size{unit_bytes}, "bench rows");
+  dsm::shared_array<double, dsm::direct> result(n, dsm::block, dsm::unit_size{unit_bytes}, "bench result");
+  const std::size_t first = result.distribution().global_index(me, 0), slice = result.local_size();
+  std::vector<double> other(slice);
+  const double direct = median_ns(o.reps, [&] {
+    std::copy(part.begin(), part.end(), rows.local().begin());
+    dsm::barrier();
+    const auto mine = result.local();
+    std::copy_n(part.begin() + static_cast<std::ptrdiff_t>(first), slice, mine.begin());
+    for (std::size_t r = 0; r < ranks; ++r) {
+      if (r == me || slice == 0) continue;
+      rows.get(r * n + first, other);
+      for (std::size_t k = 0; k < slice; ++k) mine[k] += other[k];
+    }
+    dsm::barrier();
+    result.get(0, all);
+    dsm::barrier();
+  }) / static_cast<double>(n);
+  if (me == 0) row("reduction", "pattern_reduction", unit_bytes, n, reduced, "direct_rows", direct);
+}
+
 template <class Policy>
 void measure(const options& o) {
   if (o.runs("hits")) {
@@ -409,7 +463,7 @@ int main(int argc, char** argv) {
     else if (flag == "--only" && std::ranges::find(groups, std::string_view(argv[i + 1])) != std::end(groups))
       o.only = argv[i + 1];
     else {
-      fmt::print(stderr, "usage: {} [--units N] [--reps N] [--max-unit BYTES] [--only hits|misses|releases|ownership|sweep]\n",
+      fmt::print(stderr, "usage: {} [--units N] [--reps N] [--max-unit BYTES] [--only hits|misses|releases|ownership|sweep|patterns]\n",
                  argv[0]);
       return 2;
     }
@@ -422,4 +476,5 @@ int main(int argc, char** argv) {
   measure<dsm::read_only>(o);
   measure<dsm::single_writer>(o);
   measure<dsm::write_shared>(o);
+  if (o.runs("patterns")) reduction_pattern(o, 1024);
 }

@@ -26,8 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import plotting  # noqa: E402  (bench/plotting.py)
 
 KERNELS = {  # policies each kernel accepts, its default first
-    "ep": ["read_only", "single_writer", "write_shared", "direct"],
-    "is": ["direct", "single_writer", "write_shared"],
+    "ep": ["reduction", "read_only", "single_writer", "write_shared", "direct"],
+    "is": ["reduction", "direct", "single_writer", "write_shared"],
     "cg": ["direct", "single_writer", "write_shared"],
     "mg": ["direct", "single_writer", "write_shared"],
 }
@@ -37,6 +37,8 @@ ARRAY_COUNTERS = {  # per-array DSM_STATS fields
     "diffs": r"diffs (\d+) \(",
     "diff_bytes": r"diffs \d+ \((\d+) B\)",
     "ownership_transfers": r"ownership transfers (\d+)",
+    "contribution_bytes": r"contributions \d+ \((\d+) B\)",
+    "combines": r"combines (\d+)",
 }
 RANK_COUNTERS = {  # per-rank DSM_STATS fields
     "gets": r"gets (\d+) \(",

@@ -116,6 +116,7 @@ class shared_array {
       detail::rt().leave_sync(&sync_);
       state_->arrive();
       barrier();
+      if constexpr (requires { state_->retire(); }) state_->retire();  // a policy's own registered memory
       deallocate(layout_.blocks[me_]);
       barrier();
     } catch (const std::exception& e) {

@@ -57,7 +57,7 @@ class cached_elements {
   void get(std::size_t first, std::size_t count, T* out) {
     const auto wanted = units_.units_covering(layout_.distribution, first, count);
     engine_.fetch(wanted);
-    for (std::size_t k = 0; k < count; ++k) out[k] = *locate(first + k).element;
+    copy_out(layout_.distribution, engine_.copies(), first, count, out);
   }
 
   // The copy of [first, first + count), one owner's consecutive elements

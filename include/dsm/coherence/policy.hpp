@@ -28,6 +28,11 @@
 // are tied to barriers (read_only data is published at the first one). A
 // new policy is one new header under coherence/.
 //
+// A policy whose state allocated registered memory of its own frees it in
+// an optional `void retire();`, which the array's destructor calls while
+// every rank still takes part (after its last barrier, before the blocks
+// go).
+//
 // A policy that caches other ranks' elements says so with
 // `static constexpr bool keeps_copies = true;`: its array then maps this
 // rank's block inside a mirror_space (array_layout::mirror), so that one

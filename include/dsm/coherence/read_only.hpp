@@ -90,8 +90,7 @@ struct read_only {
     void get(std::size_t first, std::size_t count, T* out) {
       if (!published_) return coherence::bulk_get(layout_, first, count, out);
       fetcher_.fetch(units_.units_covering(layout_.distribution, first, count));
-      for (std::size_t k = 0; k < count; ++k)
-        out[k] = *coherence::locate_copy<const T>(units_, copies_, first + k).element;
+      coherence::copy_out(layout_.distribution, copies_, first, count, out);
     }
 
     // After publication, the copies; before it, only this rank's own

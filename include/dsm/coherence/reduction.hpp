@@ -2,11 +2,14 @@
 // contributes to elements with `a[i].combine(v)` (`a[i] += v` for
 // reduction<sum>) or a bulk combine(first, values); contributions collect
 // in a local space (contributions.hpp) and cost a local load and store,
-// with no traffic. At each barrier the homes combine them: every rank sends
-// each home the units it contributed to (one exchange, all to all), and the
-// home folds them into its elements in rank order, so that floating-point
+// with no traffic. At each barrier the homes combine them: every rank tells
+// each home which of its units it contributed to (one exchange, all to
+// all, of unit runs: a few bytes), the home fetches them from the
+// contributors' spaces with one-sided gets (one per run, all in flight)
+// and folds them into its elements in rank order, so that floating-point
 // results are the same bits on every run: a[i] = ((a[i] op c0[i]) op c1[i])
-// ... After the barrier every rank reads the combined values: a read miss
+// ... A contributor's space stays untouched until the barrier ends, which
+// no rank passes before every home has fetched and combined. After the barrier every rank reads the combined values: a read miss
 // is one get of the unit from its home's memory, and the copy is valid
 // until the next barrier. Between barriers reads see the values of the
 // last one (a rank's own contributions are not in them yet) and the home
@@ -29,6 +32,8 @@
 #include <dsm/config.hpp>
 #include <dsm/error.hpp>
 #include <dsm/operators.hpp>
+#include <dsm/allocate.hpp>
+#include <dsm/rma.hpp>
 #include <dsm/runtime/runtime.hpp>
 
 #include <fmt/format.h>
@@ -62,7 +67,8 @@ struct reduction {
           units_(layout.distribution, sizeof(T), layout.unit, layout.description),
           me_(static_cast<std::size_t>(rank())),
           copies_(units_, *layout.mirror, me_),
-          pending_(units_, layout.description),
+          spaces_(allocate_spaces(units_, layout.description)),
+          pending_(units_, spaces_[me_].local()),
           count_hits_(detail::rt().config().stats),
           print_stats_(count_hits_) {
       copies_.reset(coherence::shared);
@@ -113,8 +119,7 @@ struct reduction {
 
     void get(std::size_t first, std::size_t count, T* out) {
       fetcher_.fetch(units_.units_covering(layout_.distribution, first, count));
-      for (std::size_t k = 0; k < count; ++k)
-        out[k] = *coherence::locate_copy<const T>(units_, copies_, first + k).element;
+      coherence::copy_out(layout_.distribution, copies_, first, count, out);
     }
     const T* read_span(std::size_t first, std::size_t count) {
       fetcher_.fetch(units_.units_covering(layout_.distribution, first, count));
@@ -133,32 +138,37 @@ struct reduction {
     void acquire() {}
     void release() {}
     // The homes combine every rank's contributions of the interval. A
-    // malformed contribution is refused alone (errc::protocol, after the
+    // malformed list of units is refused alone (errc::protocol, after the
     // others are combined); none of the interval's is ever sent again.
     void arrive() {
       struct sent_once {
         coherence::contributions& c;
         ~sent_once() { c.clear(); }
       } clear_at_exit{pending_};
-      const auto from = detail::rt().exchange(outgoing());
+      const auto lists = detail::rt().exchange(outgoing());
+      std::vector<std::vector<unit_run>> runs(lists.size());
       std::optional<error> refused;
-      for (std::size_t r = 0; r < from.size(); ++r) {
-        if (r == me_) {
-          combine_own();
-          continue;
-        }
+      for (std::size_t r = 0; r < lists.size(); ++r) {
+        if (r == me_) continue;
         try {
-          combine_from(r, from[r]);
+          runs[r] = runs_from(r, lists[r]);
         } catch (const error& e) {
           if (!refused) refused = e;
         }
       }
+      fetch_and_combine(runs);
       // Peers read this rank's block directly from now on: on a CPU whose
       // caches the NIC does not see, what the combine (or local()) wrote
       // goes to memory first.
       coherence::maintenance{&stats_}.before_transfer_reads(copies_.element(me_, 0),
                                                             layout_.distribution.local_size(me_) * sizeof(T));
       if (refused) throw *refused;
+    }
+    // Before the array's blocks go (shared_array's destructor): the space
+    // too, while every rank still takes part.
+    void retire() {
+      if (!spaces_.empty()) deallocate(spaces_[me_]);
+      spaces_.clear();
     }
     // Every home's values moved: every copy goes.
     void barrier() {
@@ -188,48 +198,98 @@ struct reduction {
     }
     [[gnu::noinline]] void start(std::size_t unit) { pending_.start(unit, Op::template identity<T>()); }
 
-    // Per home, the units contributed to: each a 64-bit unit number and
-    // the unit's elements.
-    std::vector<std::vector<std::byte>> outgoing() {
-      std::vector<std::vector<std::byte>> to(layout_.distribution.ranks());
-      for (std::size_t u : pending_.units()) {
-        const std::size_t home = units_.home_of(u);
+    static std::vector<global_ptr<std::byte>> allocate_spaces(const coherence::unit_map& units,
+                                                               const std::string& object) {
+      const std::size_t bytes = coherence::contributions::bytes_for(units);
+      detail::rt().check_collective_bytes(bytes);
+      return detail::allocate_collective_of<std::byte>(bytes, object + " contributions");
+    }
+
+    // Consecutive units of one home, as the wire carries them.
+    struct unit_run {
+      std::uint64_t first, count;
+    };
+
+    // Per home, the runs of its units this rank contributed to. The
+    // buffers are kept from barrier to barrier. On a CPU whose caches the
+    // NIC does not see, the contributions go to memory for the homes' gets.
+    std::span<const std::vector<std::byte>> outgoing() {
+      outgoing_.resize(layout_.distribution.ranks());
+      for (auto& out : outgoing_) out.clear();
+      const auto units = pending_.units();
+      for (std::size_t k = 0; k < units.size();) {
+        const std::size_t first = units[k], home = units_.home_of(first);
+        std::size_t count = 1;
+        while (k + count < units.size() && units[k + count] == first + count && units_.home_of(first + count) == home)
+          ++count;
+        k += count;
+        std::size_t bytes = 0;
+        for (std::size_t u = first; u < first + count; ++u) bytes += units_.bytes_in(u);
+        coherence::maintenance{&stats_}.before_transfer_reads(pending_.unit_data(first), bytes);
+        stats_.contributions += count, stats_.contribution_bytes += bytes;
         if (home == me_) continue;
-        auto& out = to[home];
-        const std::uint64_t number = u;
-        const std::size_t at = out.size(), bytes = units_.bytes_in(u);
-        out.resize(at + sizeof number + bytes);
-        std::memcpy(out.data() + at, &number, sizeof number);
-        std::memcpy(out.data() + at + sizeof number, pending_.unit_data(u), bytes);
-        ++stats_.contributions, stats_.contribution_bytes += bytes;
+        const unit_run run{first, count};
+        auto& out = outgoing_[home];
+        const std::size_t at = out.size();
+        out.resize(at + sizeof run);
+        std::memcpy(out.data() + at, &run, sizeof run);
       }
-      return to;
+      return outgoing_;
     }
-    void combine_own() {
-      for (std::size_t u : pending_.units())
-        if (units_.home_of(u) == me_) combine_unit(u, pending_.unit_data(u));
-    }
-    // Everything rank `from` says is checked before any of it is combined:
-    // a malformed contribution changes nothing.
-    void combine_from(std::size_t from, std::span<const std::byte> wire) {
-      std::vector<std::pair<std::size_t, const std::byte*>> parts;
-      for (std::size_t at = 0; at < wire.size();) {
-        std::uint64_t number = 0;
-        if (wire.size() - at < sizeof number) malformed(from, fmt::format("{} stray bytes at the end", wire.size() - at));
-        std::memcpy(&number, wire.data() + at, sizeof number);
-        at += sizeof number;
-        if (number >= units_.units() || units_.home_of(static_cast<std::size_t>(number)) != me_)
-          malformed(from, fmt::format("unit {}, which is not homed here", number));
-        const std::size_t u = static_cast<std::size_t>(number), bytes = units_.bytes_in(u);
-        if (wire.size() - at < bytes)
-          malformed(from, fmt::format("unit {} with {} of its {} bytes", u, wire.size() - at, bytes));
-        parts.emplace_back(u, wire.data() + at);
-        at += bytes;
-      }
-      for (const auto& [u, data] : parts) combine_unit(u, data);
+
+    // Everything rank `from` says is checked before any of it is fetched:
+    // a malformed list fetches and combines nothing of that rank's.
+    std::vector<unit_run> runs_from(std::size_t from, std::span<const std::byte> wire) const {
+      if (wire.size() % sizeof(unit_run) != 0)
+        malformed(from, fmt::format("a list of {} bytes, not of whole runs", wire.size()));
+      std::vector<unit_run> runs(wire.size() / sizeof(unit_run));
+      if (!runs.empty()) std::memcpy(runs.data(), wire.data(), wire.size());
+      const std::size_t first_here = me_ * units_.units_per_rank(), end_here = first_here + units_.units_per_rank();
+      for (const unit_run& r : runs)
+        if (r.count == 0 || r.first < first_here || r.first >= end_here || r.count > end_here - r.first)
+          malformed(from, fmt::format("units {} to {}, which are not all homed here", r.first, r.first + r.count - 1));
+      return runs;
     }
     [[noreturn]] void malformed(std::size_t from, const std::string& what) const {
       throw error(errc::protocol, fmt::format("{}: rank {}'s contribution to rank {}: {}", layout_.description, from, me_, what));
+    }
+
+    // Every rank's runs fetched together into one staging buffer, then
+    // combined in rank order (this rank's own from its space).
+    void fetch_and_combine(const std::vector<std::vector<unit_run>>& runs) {
+      std::size_t total = 0;
+      for (const auto& per_rank : runs)
+        for (const unit_run& r : per_rank) total += run_bytes(r);
+      staging_.resize(total);
+      std::vector<future<>> gets;
+      std::size_t at = 0;
+      for (std::size_t from = 0; from < runs.size(); ++from)
+        for (const unit_run& r : runs[from]) {
+          const std::size_t bytes = run_bytes(r);
+          const auto source = spaces_[from] + static_cast<std::ptrdiff_t>((r.first << units_.shift()) * sizeof(T));
+          gets.push_back(rget(source, bytes, staging_.data() + at));
+          at += bytes;
+        }
+      for (auto& g : gets) g.wait();
+      coherence::maintenance{&stats_}.after_transfer_wrote(staging_.data(), total);
+      at = 0;
+      for (std::size_t from = 0; from < runs.size(); ++from) {
+        if (from == me_) {
+          for (std::size_t u : pending_.units())
+            if (units_.home_of(u) == me_) combine_unit(u, pending_.unit_data(u));
+          continue;
+        }
+        for (const unit_run& r : runs[from])
+          for (std::size_t u = r.first; u < r.first + r.count; ++u) {
+            combine_unit(u, staging_.data() + at);
+            at += units_.bytes_in(u);
+          }
+      }
+    }
+    std::size_t run_bytes(const unit_run& r) const {
+      std::size_t bytes = 0;
+      for (std::size_t u = r.first; u < r.first + r.count; ++u) bytes += units_.bytes_in(u);
+      return bytes;
     }
     // Contributions arrive as bytes, in no particular alignment.
     void combine_unit(std::size_t unit, const std::byte* contribution) {
@@ -247,7 +307,10 @@ struct reduction {
     coherence::unit_map units_;
     std::size_t me_;
     coherence::replica copies_;
+    std::vector<global_ptr<std::byte>> spaces_;  // every rank's contributions, registered
     coherence::contributions pending_;
+    std::vector<std::vector<std::byte>> outgoing_;
+    std::vector<std::byte> staging_;
     [[no_unique_address]] Op op_{};
     bool count_hits_;
     bool print_stats_;

@@ -11,6 +11,7 @@
 
 #include <dsm/coherence/mirror_space.hpp>
 #include <dsm/coherence/unit_map.hpp>
+#include <dsm/distribution.hpp>
 
 #include <atomic>
 #include <cstddef>
@@ -140,6 +141,15 @@ template <class T, class OutOfRange>
 [[gnu::always_inline]] inline copy_place<T> locate_checked(const unit_map& units, const replica& copies, std::size_t i,
                                                            OutOfRange&& out_of_range) {
   return locate_checked<T>(units, copies.base(), i, out_of_range);
+}
+
+// Elements [first, first + count) of the copies into out: one copy per
+// owner's run (bulk reads of every caching policy, every unit readable).
+template <class T>
+void copy_out(const dsm::distribution& d, const replica& copies, std::size_t first, std::size_t count, T* out) {
+  d.for_each_run(first, count, [&](const dsm::distribution::run& r) {
+    std::memcpy(out + (r.first - first), copies.element(r.owner, r.local_first), r.count * sizeof(T));
+  });
 }
 
 }  // namespace dsm::coherence

@@ -19,6 +19,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <optional>
 #include <cstddef>
 #include <span>
 #include <string>
@@ -67,10 +68,44 @@ class unit_fetcher {
     complete(unit);
   }
 
-  // Many units (bulk reads, spans): every get in flight together.
+  // Many units (bulk reads, spans), `wanted` in ascending order: every get
+  // in flight together, one per run of consecutive missing units of one
+  // home (they are consecutive in its memory and in the mirror), then the
+  // units fetched ahead before are completed.
   void fetch(std::span<const std::size_t> wanted) {
-    for (std::size_t u : wanted)
-      if (copies_.state(u) == invalid) start(u, false), ++stats_.misses;
+    struct run {
+      std::size_t first, count, bytes;
+      future<> get;
+    };
+    std::vector<run> runs;
+    for (std::size_t k = 0; k < wanted.size();) {
+      const std::size_t first = wanted[k++];
+      if (copies_.state(first) != invalid) continue;
+      std::size_t last = first;
+      // Full units only inside a run: a short one ends its home's block.
+      while (k < wanted.size() && wanted[k] == last + 1 && units_.home_of(last + 1) == units_.home_of(first) &&
+             copies_.state(last + 1) == invalid && units_.bytes_in(last) == units_.unit_bytes())
+        last = wanted[k++];
+      std::size_t bytes = 0;
+      for (std::size_t u = first; u <= last; ++u) bytes += units_.bytes_in(u), copies_.set_state(u, fetching);
+      stats_.misses += last - first + 1;
+      runs.push_back({first, last - first + 1, bytes,
+                      bytes == 0 ? future<>{} : rget(home_bytes(first), bytes, copies_.unit_data(first))});
+    }
+    std::optional<error> failed;
+    for (run& r : runs) {
+      try {
+        r.get.wait();
+      } catch (const error& e) {
+        if (!failed) failed = error(e.category(), fmt::format("{}: read miss of units {}-{} from their home, rank {}: {}", object_,
+                                                              r.first, r.first + r.count - 1, units_.home_of(r.first), e.message()));
+        for (std::size_t u = r.first; u < r.first + r.count; ++u) copies_.set_state(u, invalid);
+        continue;
+      }
+      maintenance{&stats_}.after_transfer_wrote(copies_.unit_data(r.first), r.bytes);
+      for (std::size_t u = r.first; u < r.first + r.count; ++u) copies_.set_state(u, shared);
+    }
+    if (failed) throw *failed;
     for (std::size_t u : wanted)
       if (copies_.state(u) == fetching) complete(u);
   }
@@ -112,12 +147,16 @@ class unit_fetcher {
     if (copies_.state(unit) != invalid) return;
     if (units_.bytes_in(unit) == 0) return copies_.set_state(unit, shared);
     copies_.set_state(unit, fetching);
-    const auto home = blocks_[units_.home_of(unit)] +
-                      static_cast<std::ptrdiff_t>(units_.first_local(unit) * units_.element_bytes());
-    auto get = rget(home, units_.bytes_in(unit), copies_.unit_data(unit));
+    auto get = rget(home_bytes(unit), units_.bytes_in(unit), copies_.unit_data(unit));
     if (ahead) ++stats_.prefetched;
     if (get.done()) return finish(unit, get);  // shared memory copies in place: nothing to track
     in_flight_.emplace(unit, std::move(get));
+  }
+
+  // Where the unit is in its home's memory.
+  global_ptr<std::byte> home_bytes(std::size_t unit) const {
+    return blocks_[units_.home_of(unit)] +
+           static_cast<std::ptrdiff_t>(units_.first_local(unit) * units_.element_bytes());
   }
 
   void finish(std::size_t unit, future<>& get) {
