@@ -3,11 +3,13 @@
 builds, and under each sensible policy, measured in this one run.
 
   bench/npb/run.py [--build build] [--class A] [--reps 3] [--out DIR] [--no-plot]
+                   [--transport shm|tcp] [--policy-ranks 2[,3,...]] [--kernels ep,is,cg,mg]
 
 Writes into DIR (default BUILD/bench-results):
   npb_times.csv     kernel, build (plain | dsm), ranks, policy, best seconds
                     of --reps runs, Mop/s, ratio to plain, speedup over 1 rank
-  npb_policies.csv  each kernel on 2 ranks under each policy it accepts (best
+  npb_policies.csv  each kernel on 2 ranks (or each of --policy-ranks) under
+                    each policy it accepts over --transport (best
                     of --reps, the policies taking turns; ratio to direct), with
                     DSM_STATS counters summed over ranks and arrays (misses,
                     copies dropped, diffs and their bytes, gets and their
@@ -97,7 +99,7 @@ def print_table(rows):
 def plot(times, policies, out):
     plt = plotting.pyplot()
 
-    kernels = list(KERNELS)
+    kernels = list(dict.fromkeys(r["kernel"] for r in times))
     fig, ax = plt.subplots(figsize=(7, 4))
     series = [("plain", 1), ("dsm", 1), ("dsm", 2)]
     for i, (build, ranks) in enumerate(series):
@@ -112,15 +114,15 @@ def plot(times, policies, out):
     fig.tight_layout()
     fig.savefig(os.path.join(out, "npb_times.png"), dpi=120)
 
-    fig, axes = plt.subplots(1, len(kernels), figsize=(12, 3.6))
-    for ax, k in zip(axes, kernels):
+    fig, axes = plt.subplots(1, len(kernels), figsize=(12, 3.6), squeeze=False)
+    for ax, k in zip(axes[0], kernels):
         rows = [r for r in policies if r["kernel"] == k]
-        ax.bar([r["policy"] for r in rows], [r["seconds"] for r in rows])
+        ax.bar([f"{r['policy']} ({r['ranks']})" for r in rows], [r["seconds"] for r in rows])
         for x, r in enumerate(rows):
             ax.annotate(f"{r['misses']} misses", (x, r["seconds"]), ha="center", va="bottom", fontsize=7)
         ax.set_title(k.upper())
         ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-    axes[0].set_ylabel("seconds, 2 ranks")
+    axes[0][0].set_ylabel(f"seconds (ranks), {policies[0]['transport']}")
     fig.tight_layout()
     fig.savefig(os.path.join(out, "npb_policies.png"), dpi=120)
 
@@ -134,20 +136,29 @@ def main():
     parser.add_argument("--out")
     parser.add_argument("--no-plot", action="store_true")
     parser.add_argument("--csv", action="store_true", help="print the times CSV to stdout instead of the tables")
+    parser.add_argument("--transport", choices=["shm", "tcp"], default="shm")
+    parser.add_argument("--policy-ranks", default="2", help="rank counts of the policy table, comma-separated")
+    parser.add_argument("--kernels", default=",".join(KERNELS), help="which kernels, comma-separated")
     a = parser.parse_args()
+    kernels = {k: KERNELS[k] for k in a.kernels.split(",") if k}
+    if any(k not in KERNELS for k in a.kernels.split(",") if k):
+        parser.error(f"--kernels: expected some of {','.join(KERNELS)}")
+    policy_ranks = [int(n) for n in a.policy_ranks.split(",")]
     out = a.out or os.path.join(a.build, "bench-results")
     os.makedirs(out, exist_ok=True)
-    dsmrun = os.path.join(a.build, "tools", "dsmrun")
+    dsmrun = [os.path.join(a.build, "tools", "dsmrun"), "--transport", a.transport]
+    if a.transport == "tcp":
+        os.environ["UCX_NET_DEVICES"] = "lo"  # or UCX opens a lane on the external interface too
     plain = os.path.join(a.build, "bench", "npb-plain")
     cls = ["--class", a.problem_class]
 
     times = []
-    for k in KERNELS:
+    for k in kernels:
         seconds, mops = best_of(a.reps, [plain, k, *cls])
         times.append({"kernel": k, "class": a.problem_class, "build": "plain", "ranks": 1, "policy": "plain",
                       "seconds": seconds, "mops": mops})
         for ranks in (1, 2):
-            seconds, mops = best_of(a.reps, [dsmrun, "-n", str(ranks), os.path.join(a.build, "examples", k), *cls])
+            seconds, mops = best_of(a.reps, [*dsmrun, "-n", str(ranks), os.path.join(a.build, "examples", k), *cls])
             times.append({"kernel": k, "class": a.problem_class, "build": "dsm", "ranks": ranks,
                           "policy": KERNELS[k][0], "seconds": seconds, "mops": mops})
     for r in times:
@@ -160,18 +171,20 @@ def main():
     # moment of the machine hits them alike; best of the rounds, with the
     # counters of that run, and the ratio to direct's best.
     policies = []
-    for k, names in KERNELS.items():
-        best = {}
-        for _ in range(a.reps):
+    for ranks in policy_ranks:
+        for k, names in kernels.items():
+            best = {}
+            for _ in range(a.reps):
+                for policy in names:
+                    command = [*dsmrun, "-n", str(ranks), os.path.join(a.build, "examples", k), *cls, "--policy", policy]
+                    seconds, mops, stderr = run(command, {"DSM_STATS": "1"})
+                    if policy not in best or seconds < best[policy][0]:
+                        best[policy] = (seconds, stderr)
             for policy in names:
-                command = [dsmrun, "-n", "2", os.path.join(a.build, "examples", k), *cls, "--policy", policy]
-                seconds, mops, stderr = run(command, {"DSM_STATS": "1"})
-                if policy not in best or seconds < best[policy][0]:
-                    best[policy] = (seconds, stderr)
-        for policy in names:
-            seconds, stderr = best[policy]
-            policies.append({"kernel": k, "class": a.problem_class, "ranks": 2, "policy": policy, "seconds": seconds,
-                             "ratio_to_direct": round(seconds / best["direct"][0], 3), **stats_of(stderr)})
+                seconds, stderr = best[policy]
+                policies.append({"kernel": k, "class": a.problem_class, "transport": a.transport, "ranks": ranks,
+                                 "policy": policy, "seconds": seconds,
+                                 "ratio_to_direct": round(seconds / best["direct"][0], 3), **stats_of(stderr)})
 
     write_csv(os.path.join(out, "npb_times.csv"), times)
     write_csv(os.path.join(out, "npb_policies.csv"), policies)
@@ -183,7 +196,7 @@ def main():
         return
     print(f"== NPB class {a.problem_class}: dsm against the plain build (best of {a.reps})")
     print_table(times)
-    print(f"\n== policies on 2 ranks (best of {a.reps}, taking turns; DSM_STATS of that run, summed over ranks and arrays)")
+    print(f"\n== policies over {a.transport} (best of {a.reps}, taking turns; DSM_STATS of that run, summed over ranks and arrays)")
     print_table(policies)
     print(f"\nwritten: {out}/npb_times.csv, npb_policies.csv" + ("" if a.no_plot else ", npb_times.png, npb_policies.png"))
 

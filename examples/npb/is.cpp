@@ -56,10 +56,16 @@ class histogram {
   void count(std::span<const key> keys) {
     const auto own = counts_.local();
     if constexpr (combined) {
-      std::fill(row_.begin(), row_.end(), 0);
-      for (key k : keys) ++row_[static_cast<std::size_t>(k)];
       std::fill(own.begin(), own.end(), 0);  // the homes start the sum afresh; the barrier combines into it
-      counts_.combine(0, row_);
+      if (counts_.contributions_tiled()) {
+        // Counted straight into this rank's contributions (zero at first).
+        const auto mine = counts_.contribution_span(0, max_key_);
+        for (key k : keys) ++mine[static_cast<std::size_t>(k)];
+      } else {
+        std::fill(row_.begin(), row_.end(), 0);
+        for (key k : keys) ++row_[static_cast<std::size_t>(k)];
+        counts_.combine(0, row_);
+      }
     } else {
       std::fill(own.begin(), own.end(), 0);  // counted in place, in this rank's row
       for (key k : keys) ++own[static_cast<std::size_t>(k)];
@@ -80,12 +86,6 @@ class histogram {
       }
     }
   }
-  // This rank's own counts (the full verification's).
-  std::span<const key> row() const {
-    if constexpr (combined) return row_;
-    else return counts_.local();
-  }
-
  private:
   std::size_t max_key_;
   dsm::shared_array<key, Policy> counts_;
@@ -155,7 +155,7 @@ bool run(const npb::options& o, const is::is_class& c) {
   {
     dsm::shared_array<key, dsm::write_shared> sorted(n, dsm::block, "is sorted");
     dsm::shared_array<key, dsm::direct> rows(up * max_key, dsm::block, "is rows");  // every rank's counts
-    std::copy(counts.row().begin(), counts.row().end(), rows.local().begin());
+    for (key k : keys.local()) ++rows.local()[static_cast<std::size_t>(k)];
     dsm::barrier();
     std::vector<key> all_ranks(max_key), all_rows(up * max_key);
     key_ranks.get(0, all_ranks);

@@ -181,6 +181,26 @@ class shared_array {
     state_->combine(first, in.data(), in.size());
   }
 
+  // A reduction array: this rank's contributions to [first, first + count)
+  // as plain memory, each element what this rank contributed to it so far
+  // in the interval (Op's identity at first); whatever the program leaves
+  // there is what the next barrier combines at the home. The range lies in
+  // one owner's storage, or anywhere in a block layout whose units tile
+  // the blocks (contributions_tiled()). Valid until the next barrier.
+  std::span<T> contribution_span(std::size_t first, std::size_t count) {
+    static_assert(requires { state_->contribution_span(first, count); },
+                  "dsm::shared_array::contribution_span: only a reduction<Op> array takes contributions");
+    if (count == 0) return {};
+    if (state_->contributions_tiled()) check_range(first, count, "contribution_span");
+    else check_span(first, count, "contribution_span");
+    return {state_->contribution_span(first, count), count};
+  }
+  bool contributions_tiled() const {
+    static_assert(requires { state_->contributions_tiled(); },
+                  "dsm::shared_array::contributions_tiled: only a reduction<Op> array takes contributions");
+    return state_->contributions_tiled();
+  }
+
   // Elements [first, first + count) as plain memory this rank's compiler
   // can vectorise over: the cached copy (fetched now where missing), or the
   // home's memory for its own elements. The range must lie in one owner's

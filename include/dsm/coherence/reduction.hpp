@@ -109,6 +109,20 @@ struct reduction {
       });
     }
 
+    // This rank's contributions to [first, first + count) as plain memory:
+    // each element holds what this rank contributed to it so far in the
+    // interval (the identity at first), and what the program leaves there
+    // is what the barrier combines. One owner's run, or any range of a
+    // tiled layout (whose contributions are one run of memory); valid until
+    // the barrier.
+    T* contribution_span(std::size_t first, std::size_t count) {
+      if (count == 0) return nullptr;
+      for (std::size_t u : units_.units_covering(layout_.distribution, first, count))
+        if (!pending_.started(u)) start(u);
+      return coherence::locate_copy<T>(units_, pending_.base(), first).element;
+    }
+    bool contributions_tiled() const noexcept { return units_.tiled(); }
+
     void write(std::size_t i, const T&) {
       if (i >= units_.elements()) out_of_range(i);
       refuse_write("a write to", i);
