@@ -36,7 +36,8 @@
 //   combine_hit           reduction<sum>: ns per a[i] += v into this rank's
 //                         contributions                    vs v added into a local std::vector
 //   pattern_reduction     reduction<sum>: ns per element for every rank adding
-//                         into every element, a barrier, and reading them all
+//                         into every element (its contribution span), a
+//                         barrier, and reading them all
 //                                                           vs the same pattern on direct: a row
 //                                                           per rank, each owner summing its slice
 //                                                           of the rows, a barrier, bulk reads
@@ -408,7 +409,12 @@ void reduction_pattern(const options& o, std::size_t unit_bytes) {
   if (me == 0) row("reduction", "combine_hit", unit_bytes, n, combine, "local_add", local_add);
 
   const double reduced = median_ns(o.reps, [&] {
-    sums.combine(0, part);
+    if (sums.contributions_tiled()) {
+      const auto mine = sums.contribution_span(0, n);
+      std::copy(part.begin(), part.end(), mine.begin());
+    } else {
+      sums.combine(0, part);
+    }
     dsm::barrier();
     sums.get(0, all);
     dsm::barrier();  // everybody has read before the next round's combine
