@@ -13,6 +13,7 @@
 #include <dsm/lock.hpp>
 #include <dsm/distribution.hpp>
 #include <dsm/coherence/direct.hpp>
+#include <dsm/coherence/migratory.hpp>
 #include <dsm/coherence/read_only.hpp>
 #include <dsm/coherence/reduction.hpp>
 #include <dsm/coherence/single_writer.hpp>

@@ -11,6 +11,7 @@
 #include <dsm/coherence/advice.hpp>
 #include <dsm/coherence/array_layout.hpp>
 #include <dsm/coherence/direct.hpp>
+#include <dsm/coherence/migratory.hpp>
 #include <dsm/coherence/policy.hpp>
 #include <dsm/coherence/read_only.hpp>
 #include <dsm/coherence/reduction.hpp>

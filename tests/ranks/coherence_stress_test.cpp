@@ -1,5 +1,5 @@
-// Randomised stress of a caching policy (argv[1]: single_writer or
-// write_shared): every rank runs critical sections under random locks, each
+// Randomised stress of a caching policy (argv[1]: single_writer,
+// write_shared or migratory): every rank runs critical sections under random locks, each
 // doing random reads and writes of the indices that lock guards, and logs
 // them with the lock's sequence number (kept in a shared array under the
 // same lock). Replaying the logs sequentially in lock order must reproduce
@@ -101,7 +101,8 @@ int main(int argc, char** argv) {
       for (std::size_t unit : {64, 1024}) {
         if (policy == "single_writer") stress<dsm::single_writer>(unit, seed);
         else if (policy == "write_shared") stress<dsm::write_shared>(unit, seed);
-        else CHECK(!"expected single_writer or write_shared");
+        else if (policy == "migratory") stress<dsm::migratory>(unit, seed);
+        else CHECK(!"expected single_writer, write_shared or migratory");
       }
   });
 }

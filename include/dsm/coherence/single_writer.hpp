@@ -91,11 +91,13 @@ struct single_writer {
 
     coherence::array_stats& stats() noexcept { return cache_.protocol_engine().stats(); }
 
-   private:
     // With a progress thread, a recall may have taken the unit between the
     // state check and the store: see engine::on_recall for the pairing.
     bool still_exclusive(std::size_t unit) const { return cache_.protocol_engine().still_exclusive(unit); }
+    // For policies built on this one (migratory).
+    coherence::cached_elements<T>& elements() noexcept { return cache_; }
 
+   private:
     coherence::cached_elements<T> cache_;
   };
 };
