@@ -13,6 +13,7 @@
 #include <dsm/coherence/direct.hpp>
 #include <dsm/coherence/migratory.hpp>
 #include <dsm/coherence/policy.hpp>
+#include <dsm/coherence/producer_consumer.hpp>
 #include <dsm/coherence/read_only.hpp>
 #include <dsm/coherence/reduction.hpp>
 #include <dsm/coherence/single_writer.hpp>

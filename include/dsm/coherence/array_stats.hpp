@@ -28,6 +28,8 @@ struct array_stats {
   std::uint64_t write_backs = 0, write_back_bytes = 0;  // single_writer: owned units' changes sent home at a release
   std::uint64_t contributions = 0, contribution_bytes = 0;  // reduction: units sent to their homes at a barrier
   std::uint64_t combines = 0;                               // reduction: units a home combined a contribution into
+  std::uint64_t subscriptions = 0;                          // producer_consumer: units this rank started reading
+  std::uint64_t updates = 0, update_bytes = 0;              // producer_consumer: units (and changed bytes) a home pushed
   std::atomic<std::uint64_t> ownership_transfers{0};
   std::atomic<std::uint64_t> races{0};
   std::atomic<std::uint64_t> bytes_cleaned{0}, bytes_invalidated{0};
@@ -36,10 +38,11 @@ struct array_stats {
     fmt::print(out,
                "dsm stats rank {}: {}: hits {}, misses {}, prefetched {}, copies dropped {}, twins {}, "
                "diffs {} ({} B), ownership transfers {}, races {}, bytes cleaned {}, bytes invalidated {}, write-backs {} ({} B), "
-               "contributions {} ({} B), combines {}\n",
+               "contributions {} ({} B), combines {}, subscriptions {}, updates {} ({} B)\n",
                rank, array, DSM_COUNT_HITS != 0 ? fmt::to_string(hits) : std::string("-"), misses, prefetched, copies_dropped, twins, diffs,
                diff_bytes, ownership_transfers.load(), races.load(), bytes_cleaned.load(), bytes_invalidated.load(),
-               write_backs, write_back_bytes, contributions, contribution_bytes, combines);
+               write_backs, write_back_bytes, contributions, contribution_bytes, combines, subscriptions, updates,
+               update_bytes);
   }
 };
 

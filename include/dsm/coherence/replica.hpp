@@ -29,6 +29,7 @@ enum unit_state : std::uint8_t {
   pending = 2,    // requested from the home; the grant's handler sets the granted state
   shared = 3,     // readable copy
   exclusive = 4,  // writable: owned (single_writer) or twinned (write_shared)
+  updated = 5,    // readable copy its home updated at the last barrier, not read since (producer_consumer)
 };
 
 class replica {
