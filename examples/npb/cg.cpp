@@ -75,10 +75,10 @@ bool run(const npb::options& o, const cg::cg_class& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  constexpr const char* usage = "cg [--class S|W|A|B] [--policy direct|single_writer|write_shared]";
+  constexpr const char* usage = "cg [--class S|W|A|B] [--policy producer_consumer|direct|single_writer|write_shared]";
   return npb::main(argc, argv, usage, [](const npb::options& o) {
     const auto& c = npb::find_class(cg::classes, o.problem_class);
-    return npb::with_policy<dsm::direct, dsm::single_writer, dsm::write_shared>(
+    return npb::with_policy<dsm::producer_consumer, dsm::direct, dsm::single_writer, dsm::write_shared>(
         o, "cg", [&]<class P>() { return run<P>(o, c); });
   });
 }

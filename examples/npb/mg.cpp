@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <bit>
 #include <memory>
+#include <type_traits>
 
 namespace {
 
@@ -76,6 +77,11 @@ class shared_grids {
       const int f = ((s - 1) % g.n + g.n) % g.n;
       if (f >= g.first && f < g.last) {
         w.planes_.push_back(plane(g, f));
+        continue;
+      }
+      if constexpr (std::is_same_v<Policy, dsm::producer_consumer>) {
+        // The pushed copy itself, valid until the next barrier.
+        w.planes_.push_back(g.planes->read_span(static_cast<std::size_t>(f) * g.plane_size, g.plane_size).data());
         continue;
       }
       const auto seen = std::find(fetched.begin(), fetched.end(), f);
@@ -138,10 +144,10 @@ bool run(const npb::options& o, const mg::mg_class& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  constexpr const char* usage = "mg [--class S|W|A|B] [--policy direct|single_writer|write_shared]";
+  constexpr const char* usage = "mg [--class S|W|A|B] [--policy producer_consumer|direct|single_writer|write_shared]";
   return npb::main(argc, argv, usage, [](const npb::options& o) {
     const auto& c = npb::find_class(mg::classes, o.problem_class);
-    return npb::with_policy<dsm::direct, dsm::single_writer, dsm::write_shared>(
+    return npb::with_policy<dsm::producer_consumer, dsm::direct, dsm::single_writer, dsm::write_shared>(
         o, "mg", [&]<class P>() { return run<P>(o, c); });
   });
 }

@@ -156,8 +156,12 @@ struct producer_consumer {
     void arrive() {
       fetcher_.settle();
       ++epoch_;
-      for (std::size_t u = 0; u < units_.units(); ++u)  // read (or fetched ahead) this interval: subscribe
-        if (!copies_.is_home(u) && generation_[u] == 0 && copies_.state(u) == coherence::shared) start_reading(u);
+      for (std::size_t u = 0; u < units_.units(); ++u) {
+        if (copies_.is_home(u)) continue;
+        const std::uint8_t s = copies_.state(u);
+        if (generation_[u] == 0 && s == coherence::shared) start_reading(u);  // read (or fetched ahead): subscribe
+        else if (confirmed_[u] && s == coherence::updated) stop_reading(u);  // updated, then not read: stop
+      }
       send_subscriptions();
       if (readers_.apply_received()) push_updates();
     }
@@ -196,9 +200,11 @@ struct producer_consumer {
           stop_reading(u);  // updated twice without a read between: this rank no longer reads it
           continue;
         }
-        confirmed_[u] = 1;
         coherence::maintenance{&stats_}.after_transfer_wrote(copies_.unit_data(u), units_.bytes_in(u));
-        copies_.set_state(u, coherence::updated);
+        // The first push of a subscription follows the reads that made it:
+        // it counts as read; only a change after it waits for a read.
+        copies_.set_state(u, confirmed_[u] ? coherence::updated : coherence::shared);
+        confirmed_[u] = 1;
       }
       send_subscriptions();  // the ends decided here reach the homes before their next pushes
     }
