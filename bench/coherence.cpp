@@ -41,6 +41,16 @@
 //                                                           vs the same pattern on direct: a row
 //                                                           per rank, each owner summing its slice
 //                                                           of the rows, a barrier, bulk reads
+//   pattern_producer_consumer  producer_consumer: ns per element for each
+//                         rank rewriting its block, a barrier, and reading
+//                         the other's block by element
+//                                                           vs the same on direct (a get per element)
+//   pattern_producer_consumer_bulk  the same read with one bulk get
+//                                                           vs the same on direct (one get of the block)
+//   pattern_migratory     migratory: ns per critical section (lock, read a
+//                         record of 8 words, write it back changed, unlock),
+//                         the ranks in turn                 vs the same on single_writer, and on
+//                                                           direct with one get and one put
 // The sweep runs the unit size from 64 B to 64 KiB (software DSM with page
 // units pays for a whole page to read one line).
 //
@@ -53,6 +63,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
@@ -440,6 +451,103 @@ void reduction_pattern(const options& o, std::size_t unit_bytes) {
   if (me == 0) row("reduction", "pattern_reduction", unit_bytes, n, reduced, "direct_rows", direct);
 }
 
+// Each rank rewrites its block, a barrier, each rank reads the other's
+// block, a barrier: under producer_consumer (the home pushes the changes at
+// the barrier, the reads hit), and on direct, whose reads are gets: by
+// element (the same program) and in bulk (one get of the block, what a
+// careful direct program does).
+template <class Read>
+double produce_and_consume(const options& o, auto& a, Read&& read) {
+  const std::size_t n = a.size();
+  const auto mine = a.local();
+  double total = 0;
+  int round = 0;
+  const double ns = median_ns(o.reps, [&] {
+    ++round;
+    std::fill(mine.begin(), mine.end(), static_cast<double>(round));
+    dsm::barrier();
+    total += read();
+    dsm::barrier();  // read before the next round's writes
+  });
+  sink = total;
+  return ns / static_cast<double>(n / 2);
+}
+void producer_consumer_pattern(const options& o, std::size_t unit_bytes) {
+  const std::size_t n = unit_bytes / sizeof(double) * o.units * 2;
+  const std::size_t other = 1 - static_cast<std::size_t>(dsm::rank());
+  std::vector<double> buffer(n / 2);
+  auto element_reads = [&](auto& a) {
+    return [&] {
+      double s = 0;
+      for (std::size_t i = other * n / 2; i < (other + 1) * n / 2; ++i) s += a[i];
+      return s;
+    };
+  };
+  auto bulk_read = [&](auto& a) {
+    return [&] {
+      a.get(other * n / 2, buffer);
+      return buffer[buffer.size() / 2];
+    };
+  };
+  dsm::shared_array<double, dsm::producer_consumer> pushed(n, dsm::block, dsm::unit_size{unit_bytes}, "bench pushed");
+  dsm::shared_array<double, dsm::direct> plain(n, dsm::block, dsm::unit_size{unit_bytes}, "bench direct");
+  produce_and_consume(o, pushed, element_reads(pushed));  // the readers subscribe
+  const double pc = produce_and_consume(o, pushed, element_reads(pushed));
+  const double direct = produce_and_consume(o, plain, element_reads(plain));
+  const double pc_bulk = produce_and_consume(o, pushed, bulk_read(pushed));
+  const double direct_bulk = produce_and_consume(o, plain, bulk_read(plain));
+  if (dsm::rank() == 0) {
+    row("producer_consumer", "pattern_producer_consumer", unit_bytes, n / 2, pc, "direct_element_reads", direct);
+    row("producer_consumer", "pattern_producer_consumer_bulk", unit_bytes, n / 2, pc_bulk, "direct_bulk_get", direct_bulk);
+  }
+}
+
+// Records updated under a lock, the ranks in turn: each critical section
+// reads a record of 8 words and writes it back changed. Under migratory
+// the read takes the unit with its data and the writes hit; the baselines
+// are the same program on single_writer (a read copy, then an ownership
+// request) and on direct (one get, one put of the record).
+template <class Policy>
+double locked_records(const options& o, dsm::queue_lock& l) {
+  constexpr std::size_t fields = 8;
+  const std::size_t records = o.units;
+  dsm::shared_array<std::uint64_t, Policy> a(records * fields, dsm::cyclic, dsm::unit_size{fields * sizeof(std::uint64_t)},
+                                             "bench records");
+  std::array<std::uint64_t, fields> record{};
+  std::uint64_t total = 0;
+  const double ns = median_ns(o.reps, [&] {
+    for (std::size_t r = 0; r < records; ++r) {
+      l.lock();
+      const std::size_t first = ((r * 2 + static_cast<std::size_t>(dsm::rank())) % records) * fields;
+      if constexpr (std::is_same_v<Policy, dsm::direct>) {
+        a.get(first, record);
+        for (auto& f : record) total += f, ++f;
+        a.put(first, record);
+      } else {
+        for (std::size_t f = 0; f < fields; ++f) {
+          const std::uint64_t v = a[first + f];
+          total += v;
+          a[first + f] = v + 1;
+        }
+      }
+      l.unlock();
+    }
+    dsm::barrier();
+  });
+  sink = static_cast<double>(total);
+  return ns / static_cast<double>(records);
+}
+void migratory_pattern(const options& o) {
+  dsm::queue_lock l;
+  const double migratory = locked_records<dsm::migratory>(o, l);
+  const double single_writer = locked_records<dsm::single_writer>(o, l);
+  const double direct = locked_records<dsm::direct>(o, l);
+  if (dsm::rank() == 0) {
+    row("migratory", "pattern_migratory", 64, o.units, migratory, "single_writer", single_writer);
+    row("migratory", "pattern_migratory", 64, o.units, migratory, "direct_get_put", direct);
+  }
+}
+
 template <class Policy>
 void measure(const options& o) {
   if (o.runs("hits")) {
@@ -482,5 +590,9 @@ int main(int argc, char** argv) {
   measure<dsm::read_only>(o);
   measure<dsm::single_writer>(o);
   measure<dsm::write_shared>(o);
-  if (o.runs("patterns")) reduction_pattern(o, 1024);
+  if (o.runs("patterns")) {
+    reduction_pattern(o, 1024);
+    producer_consumer_pattern(o, 1024);
+    migratory_pattern(o);
+  }
 }

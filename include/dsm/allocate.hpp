@@ -57,13 +57,11 @@ void check_element_layout(std::string_view object) {
 
 // `at`: where this rank's block is mapped, address space the caller
 // reserved (null: anywhere).
-// `memory`: caller_mapped registers memory at `at` the caller mapped.
 template <class T>
 std::vector<global_ptr<T>> allocate_collective_of(std::size_t n_per_rank, std::string_view object,
-                                                  std::byte* at = nullptr,
-                                                  segment_memory memory = segment_memory::fresh) {
+                                                  std::byte* at = nullptr) {
   check_element_layout<T>(object);
-  const auto segments = rt().allocate_collective(element_bytes<T>(n_per_rank, "allocate_collective"), at, memory);
+  const auto segments = rt().allocate_collective(element_bytes<T>(n_per_rank, "allocate_collective"), at);
   std::vector<global_ptr<T>> blocks;
   blocks.reserve(segments.size());
   for (const auto& s : segments) blocks.push_back(pointer_to<T>(s));

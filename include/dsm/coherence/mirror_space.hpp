@@ -31,7 +31,7 @@ namespace dsm::coherence {
 class mirror_space {
  public:
   mirror_space(std::size_t ranks, std::size_t me, std::size_t slot_bytes, std::string_view object)
-      : slot_bytes_(slot_bytes), me_(me), ranks_(ranks) {
+      : slot_bytes_(slot_bytes), me_(me) {
     const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
     // The own slot starts on a page (a fixed mapping must); the others
     // follow at slot_bytes steps, so the reservation starts up to a page
@@ -79,15 +79,12 @@ class mirror_space {
   // slot 0's address, inside the reservation.
   std::uintptr_t base() const noexcept { return base_; }
   std::byte* slot(std::size_t rank) const noexcept { return reinterpret_cast<std::byte*>(base_ + rank * slot_bytes_); }
-  // Every slot, from slot(0): the span a policy that registers its copies
-  // registers (caller-mapped memory: the reservation and the own block).
-  std::size_t bytes() const noexcept { return ranks_ * slot_bytes_; }
 
  private:
   static constexpr std::size_t huge_page_slack = std::size_t{2} << 20;
   static std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
 
-  std::size_t slot_bytes_, me_, ranks_;
+  std::size_t slot_bytes_, me_;
   std::byte* reserved_ = nullptr;
   std::size_t reserved_bytes_ = 0;
   std::byte* own_slot_ = nullptr;

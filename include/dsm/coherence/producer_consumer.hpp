@@ -17,9 +17,12 @@
 // bytes against a snapshot of each read unit taken at the last push, so
 // writes through local() are found like element writes.
 //
-// The copies live in the mirror, which this policy registers (caller-mapped
-// memory) so that homes can put into it; over shared memory those puts go
-// through the kernel (cma).
+// Pushes land in an inbox per rank, registered memory laid out like the
+// mirror (pages only where pushed), and move to the copy the hit path
+// reads when the barrier accepts them: one local copy, where a put into
+// the mirror itself (unregistered, or registered after the fact) would be
+// emulated with active messages over shared memory, at a third of the
+// speed.
 //
 // Contract: only a unit's home writes it (element writes, put, local());
 // a write to another rank's element is errc::contract_violation. Reads see
@@ -57,7 +60,7 @@ namespace dsm {
 struct producer_consumer {
   static constexpr std::uint8_t id = 7;
   static constexpr const char* name = "producer_consumer";
-  static constexpr bool keeps_copies = true;    // the mirror holds them, registered
+  static constexpr bool keeps_copies = true;    // a mirror_space holds them
   static constexpr bool checks_indices = true;  // read and write: operator[] leaves it to them
 
   template <class T>
@@ -69,9 +72,8 @@ struct producer_consumer {
           me_(static_cast<std::size_t>(rank())),
           first_own_(me_ * units_.units_per_rank()),
           copies_(units_, *layout.mirror, me_),
-          mirrors_(detail::allocate_collective_of<std::byte>(layout.mirror->bytes(), layout.description + " copies",
-                                                             layout.mirror->slot(0),
-                                                             detail::segment_memory::caller_mapped)),
+          inboxes_(allocate_inboxes(units_, layout.description)),
+          inbox_(inboxes_[me_].local()),
           stamp_space_(detail::allocate_collective_of<std::uint64_t>(units_.units(), layout.description + " update stamps")),
           stamps_(stamp_space_[me_].local()),
           readers_(layout.distribution.ranks(), me_, first_own_, units_.units_per_rank(), layout.description),
@@ -191,7 +193,7 @@ struct producer_consumer {
           // next interval landing in it, which nobody reads unsynchronised);
           // its lines go now and again when that stamp is current.
           if (!confirmed_[u]) copies_.set_state(u, coherence::invalid);
-          else coherence::maintenance{&stats_}.after_transfer_wrote(copies_.unit_data(u), units_.bytes_in(u));
+          else take_pushed(u);
           continue;
         }
         if (stamp == last_stamp_[u]) continue;  // nothing changed
@@ -200,7 +202,7 @@ struct producer_consumer {
           stop_reading(u);  // updated twice without a read between: this rank no longer reads it
           continue;
         }
-        coherence::maintenance{&stats_}.after_transfer_wrote(copies_.unit_data(u), units_.bytes_in(u));
+        take_pushed(u);
         // The first push of a subscription follows the reads that made it:
         // it counts as read; only a change after it waits for a read.
         copies_.set_state(u, confirmed_[u] ? coherence::updated : coherence::shared);
@@ -213,8 +215,8 @@ struct producer_consumer {
     // stamps, while every rank still takes part.
     void retire() {
       if (!stamp_space_.empty()) deallocate(stamp_space_[me_]);
-      if (!mirrors_.empty()) deallocate(mirrors_[me_]);
-      stamp_space_.clear(), mirrors_.clear();
+      if (!inboxes_.empty()) deallocate(inboxes_[me_]);
+      stamp_space_.clear(), inboxes_.clear();
     }
 
     // Worker lock held (progress thread): checked and queued.
@@ -332,7 +334,7 @@ struct producer_consumer {
           if (data.count == 0) return;
           const std::byte* from = copies_.unit_data(first_own_) + data.first;
           coherence::maintenance{&stats_}.before_transfer_reads(from, data.count);
-          puts.push_back(rput(from, data.count, mirror_of(r, data.first)));
+          puts.push_back(rput(from, data.count, inbox_of(r, data.first)));
           stats_.update_bytes += data.count;
           data = {};
         };
@@ -373,17 +375,32 @@ struct producer_consumer {
     struct pending_range {
       std::size_t first = 0, count = 0;
     };
-    // Byte `offset` of this rank's block, in rank r's copy of it.
-    global_ptr<std::byte> mirror_of(std::size_t r, std::size_t offset) const {
-      const std::size_t slot_offset = static_cast<std::size_t>(copies_.unit_data(first_own_) - layout_.mirror->slot(0));
-      return mirrors_[r] + static_cast<std::ptrdiff_t>(slot_offset + offset);
+    // Byte `offset` of this rank's block, in rank r's inbox.
+    global_ptr<std::byte> inbox_of(std::size_t r, std::size_t offset) const {
+      return inboxes_[r] + static_cast<std::ptrdiff_t>((first_own_ << units_.shift()) * units_.element_bytes() + offset);
+    }
+    std::byte* inbox_data(std::size_t unit) const noexcept {
+      return inbox_ + (unit << units_.shift()) * units_.element_bytes();
+    }
+    // The home's pushes land in the inbox (registered memory, so that a
+    // put over shared memory is a copy into it); an accepted unit moves to
+    // the copy the hit path reads.
+    void take_pushed(std::size_t u) {
+      coherence::maintenance{&stats_}.after_transfer_wrote(inbox_data(u), units_.bytes_in(u));
+      std::memcpy(copies_.unit_data(u), inbox_data(u), units_.bytes_in(u));
+    }
+    static std::vector<global_ptr<std::byte>> allocate_inboxes(const coherence::unit_map& units, const std::string& object) {
+      const std::size_t bytes = units.units() * units.unit_bytes();
+      detail::rt().check_collective_bytes(bytes);
+      return detail::allocate_collective_of<std::byte>(bytes, object + " update inbox");
     }
 
     const coherence::array_layout<T>& layout_;
     coherence::unit_map units_;
     std::size_t me_, first_own_;
     coherence::replica copies_;
-    std::vector<global_ptr<std::byte>> mirrors_;           // every rank's copies, registered
+    std::vector<global_ptr<std::byte>> inboxes_;           // every rank's, registered, laid out like the mirror
+    std::byte* inbox_;                                     // this rank's
     std::vector<global_ptr<std::uint64_t>> stamp_space_;   // every rank's stamps, one per unit
     std::uint64_t* stamps_;                                // this rank's
     // Home side.

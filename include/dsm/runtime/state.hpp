@@ -101,10 +101,6 @@ class object_endpoint {
   ~object_endpoint() = default;
 };
 
-// How a segment's memory comes to be: mapped (zeroed) by UCX for it, or
-// memory its caller mapped, only registered.
-enum class segment_memory : std::uint8_t { fresh, caller_mapped };
-
 class runtime_state {
   struct local_segment {
     transport::memory_region memory;
@@ -316,21 +312,14 @@ class runtime_state {
   // Maps `bytes` of registered, zeroed memory homed here (at `at`, address
   // space the caller reserved, unless null); a size past what this machine
   // can hold is refused before anything is mapped.
-  // With segment_memory::caller_mapped, `at` is memory the caller mapped
-  // and keeps mapped while the segment lives: only registered (its size
-  // is address space already taken, not checked).
-  segment_address allocate(std::uint64_t bytes, std::byte* at = nullptr,
-                           segment_memory memory = segment_memory::fresh) {
-    if (memory == segment_memory::fresh) check_segment_size(bytes);
-    else if (at == nullptr) throw error(errc::internal, "registering caller-mapped memory at a null address");
+  segment_address allocate(std::uint64_t bytes, std::byte* at = nullptr) {
+    check_segment_size(bytes);
     std::uint16_t id;
     {
       const auto g = worker_.lock();
       id = free_slot();
       local_segment& s = slots_[id];
-      s.memory = memory == segment_memory::fresh
-                     ? transport::memory_region(worker_, bytes, at)
-                     : transport::memory_region(worker_, at, bytes, transport::memory_region::register_existing);
+      s.memory = transport::memory_region(worker_, bytes, at);
       s.bytes = bytes;
       s.live = true;
       s.dying = false;
@@ -363,12 +352,11 @@ class runtime_state {
 
   // Collective: one segment of `bytes` per rank, every rank's key known to
   // every rank at once. Returns the segments in rank order.
-  std::vector<segment_address> allocate_collective(std::uint64_t bytes, std::byte* at = nullptr,
-                                                   segment_memory memory = segment_memory::fresh) {
+  std::vector<segment_address> allocate_collective(std::uint64_t bytes, std::byte* at = nullptr) {
     // Every rank must ask for the same size: checked, since a mismatch
     // would silently make some blocks shorter than others think.
-    if (memory == segment_memory::fresh) check_collective_bytes(bytes);
-    const auto mine = allocate(bytes, at, memory);
+    check_collective_bytes(bytes);
+    const auto mine = allocate(bytes, at);
     std::vector<std::byte> record_bytes(sizeof(segment_record));
     {
       const auto g = worker_.lock();

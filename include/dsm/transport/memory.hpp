@@ -1,6 +1,6 @@
 // Registered memory: a region UCX allocates and maps (so that shared-memory
-// transports can reach it directly), or memory the caller mapped and UCX
-// only registers; its packed rkey for peers, and a peer's unpacked rkey.
+// transports can reach it directly), its packed rkey for peers, and a peer's
+// unpacked rkey.
 #pragma once
 
 #include <dsm/transport/status.hpp>
@@ -32,21 +32,24 @@ class memory_region {
       params.address = at;
       params.flags |= UCP_MEM_MAP_FIXED;
     }
-    map(w, params, bytes);
-  }
-  // `bytes` at `existing`, memory the caller mapped and keeps mapped until
-  // this region is gone: registered only (peers reach it with one-sided
-  // transfers; shared-memory transports through the kernel, cma).
-  struct register_existing_t {};
-  static constexpr register_existing_t register_existing{};
-  memory_region(worker& w, std::byte* existing, std::size_t bytes, register_existing_t) : worker_(&w), bytes_(bytes) {
-    ucp_mem_map_params_t params{};
-    params.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH | UCP_MEM_MAP_PARAM_FIELD_FLAGS;
-    params.address = existing;
-    params.length = bytes == 0 ? 1 : bytes;
-    params.flags = 0;
-    map(w, params, bytes);
-    base_ = existing;  // what the caller asked for, whatever page UCX reports
+    const auto g = w.lock();
+    check(ucp_mem_map(w.context(), &params, &memh_), fmt::format("mem_map of {} bytes", bytes));
+    ucp_mem_attr_t attr{};
+    attr.field_mask = UCP_MEM_ATTR_FIELD_ADDRESS | UCP_MEM_ATTR_FIELD_LENGTH;
+    if (const ucs_status_t s = ucp_mem_query(memh_, &attr); s != UCS_OK) {
+      ucp_mem_unmap(w.context(), memh_);
+      throw_status(s, "mem_query");
+    }
+    base_ = static_cast<std::byte*>(attr.address);
+    mapped_bytes_ = attr.length;
+    void* packed = nullptr;
+    std::size_t packed_size = 0;
+    if (const ucs_status_t s = ucp_rkey_pack(w.context(), memh_, &packed, &packed_size); s != UCS_OK) {
+      ucp_mem_unmap(w.context(), memh_);
+      throw_status(s, "rkey_pack");
+    }
+    packed_rkey_.assign(static_cast<std::byte*>(packed), static_cast<std::byte*>(packed) + packed_size);
+    ucp_rkey_buffer_release(packed);
   }
   memory_region(memory_region&& o) noexcept
       : worker_(std::exchange(o.worker_, nullptr)), memh_(std::exchange(o.memh_, nullptr)),
@@ -73,27 +76,6 @@ class memory_region {
   std::span<const std::byte> packed_rkey() const noexcept { return packed_rkey_; }
 
  private:
-  void map(worker& w, ucp_mem_map_params_t& params, std::size_t bytes) {
-    const auto g = w.lock();
-    check(ucp_mem_map(w.context(), &params, &memh_), fmt::format("mem_map of {} bytes", bytes));
-    ucp_mem_attr_t attr{};
-    attr.field_mask = UCP_MEM_ATTR_FIELD_ADDRESS | UCP_MEM_ATTR_FIELD_LENGTH;
-    if (const ucs_status_t s = ucp_mem_query(memh_, &attr); s != UCS_OK) {
-      ucp_mem_unmap(w.context(), memh_);
-      throw_status(s, "mem_query");
-    }
-    base_ = static_cast<std::byte*>(attr.address);
-    mapped_bytes_ = attr.length;
-    void* packed = nullptr;
-    std::size_t packed_size = 0;
-    if (const ucs_status_t s = ucp_rkey_pack(w.context(), memh_, &packed, &packed_size); s != UCS_OK) {
-      ucp_mem_unmap(w.context(), memh_);
-      throw_status(s, "rkey_pack");
-    }
-    packed_rkey_.assign(static_cast<std::byte*>(packed), static_cast<std::byte*>(packed) + packed_size);
-    ucp_rkey_buffer_release(packed);
-  }
-
   void unmap() noexcept {
     if (memh_) {
       const auto g = worker_->lock();
