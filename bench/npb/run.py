@@ -30,8 +30,8 @@ import plotting  # noqa: E402  (bench/plotting.py)
 KERNELS = {  # policies each kernel accepts, its default first
     "ep": ["reduction", "read_only", "single_writer", "write_shared", "direct"],
     "is": ["reduction", "direct", "single_writer", "write_shared"],
-    "cg": ["direct", "single_writer", "write_shared"],
-    "mg": ["direct", "single_writer", "write_shared"],
+    "cg": ["direct", "producer_consumer", "single_writer", "write_shared"],
+    "mg": ["direct", "producer_consumer", "single_writer", "write_shared"],
 }
 ARRAY_COUNTERS = {  # per-array DSM_STATS fields
     "misses": r"misses (\d+)",
@@ -41,6 +41,7 @@ ARRAY_COUNTERS = {  # per-array DSM_STATS fields
     "ownership_transfers": r"ownership transfers (\d+)",
     "contribution_bytes": r"contributions \d+ \((\d+) B\)",
     "combines": r"combines (\d+)",
+    "update_bytes": r"updates \d+ \((\d+) B\)",
 }
 RANK_COUNTERS = {  # per-rank DSM_STATS fields
     "gets": r"gets (\d+) \(",

@@ -8,10 +8,13 @@
 // through a small shared array of per-rank partial sums, combined in rank
 // order so every rank gets the same bits. Both arrays are rewritten before
 // every read, so a cache would never hit: direct (one-sided gets) is the
-// default; --policy single_writer or write_shared shows what caching costs
+// default; --policy producer_consumer pushes p and the partial sums to
+// their readers at each barrier (the bulk get becomes a put before the
+// barrier's synchronisation and a local copy after it), single_writer or
+// write_shared show what caching costs
 // (p then has 64 KiB units, so a read moves a rank's part in few misses).
 //
-//   dsmrun -n 2 build/examples/cg --class S [--policy direct|single_writer|write_shared]
+//   dsmrun -n 2 build/examples/cg --class S [--policy direct|producer_consumer|single_writer|write_shared]
 #include "cg_kernel.hpp"
 #include "npb.hpp"
 
@@ -75,10 +78,10 @@ bool run(const npb::options& o, const cg::cg_class& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  constexpr const char* usage = "cg [--class S|W|A|B] [--policy producer_consumer|direct|single_writer|write_shared]";
+  constexpr const char* usage = "cg [--class S|W|A|B] [--policy direct|producer_consumer|single_writer|write_shared]";
   return npb::main(argc, argv, usage, [](const npb::options& o) {
     const auto& c = npb::find_class(cg::classes, o.problem_class);
-    return npb::with_policy<dsm::producer_consumer, dsm::direct, dsm::single_writer, dsm::write_shared>(
+    return npb::with_policy<dsm::direct, dsm::producer_consumer, dsm::single_writer, dsm::write_shared>(
         o, "cg", [&]<class P>() { return run<P>(o, c); });
   });
 }

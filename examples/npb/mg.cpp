@@ -8,12 +8,14 @@
 // the far end), through the shared array. Every plane is rewritten between
 // two reads of it, so a cache would never hit: direct (one-sided gets) is
 // the default; with single_writer or write_shared (--policy) the barrier
-// drops stale copies and a read fetches the plane's units once. One
+// drops stale copies and a read fetches the plane's units once; with
+// producer_consumer the owners push each changed plane to the neighbours
+// that read it after the last change, which read it in place. One
 // barrier follows every operator whose output a neighbour reads next. The
 // 20 extreme values of the random field are exchanged through a read_only
 // array, and the norm is a reduction.
 //
-//   dsmrun -n 2 build/examples/mg --class S [--policy direct|single_writer|write_shared]
+//   dsmrun -n 2 build/examples/mg --class S [--policy direct|producer_consumer|single_writer|write_shared]
 #include "mg_kernel.hpp"
 #include "npb.hpp"
 
@@ -144,10 +146,10 @@ bool run(const npb::options& o, const mg::mg_class& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  constexpr const char* usage = "mg [--class S|W|A|B] [--policy producer_consumer|direct|single_writer|write_shared]";
+  constexpr const char* usage = "mg [--class S|W|A|B] [--policy direct|producer_consumer|single_writer|write_shared]";
   return npb::main(argc, argv, usage, [](const npb::options& o) {
     const auto& c = npb::find_class(mg::classes, o.problem_class);
-    return npb::with_policy<dsm::producer_consumer, dsm::direct, dsm::single_writer, dsm::write_shared>(
+    return npb::with_policy<dsm::direct, dsm::producer_consumer, dsm::single_writer, dsm::write_shared>(
         o, "mg", [&]<class P>() { return run<P>(o, c); });
   });
 }

@@ -112,10 +112,15 @@ inline void engine::on_grant(std::size_t unit, std::uint32_t from, std::span<con
 inline void engine::on_recall(std::size_t unit, std::uint32_t from, std::span<const std::byte> payload) {
   const bool home = replica_.is_home(unit);
   const std::uint8_t s = replica_.state(unit);
-  if (from != units_.home_of(unit) || !payload.empty() || (home ? s < shared : s != exclusive))
+  // The home may have asked for its own unit again (a claim that found a
+  // transaction under way) while its ownership is being recalled: it stays
+  // pending, its request queued behind this one, and gives up the unit it
+  // holds in its memory.
+  const bool home_waiting = home && s == pending;
+  if (from != units_.home_of(unit) || !payload.empty() || (home ? s < shared && !home_waiting : s != exclusive))
     throw error(errc::protocol,
                 fmt::format("{}: recall of unit {} from rank {} in state {}", object_, unit, from, unsigned{s}));
-  replica_.set_state(unit, shared);
+  if (!home_waiting) replica_.set_state(unit, shared);
   ++grants_[unit];
   arch::heavy_fence(asymmetric_fences_);
   if (home) return send(from, unit, wire::recalled);
