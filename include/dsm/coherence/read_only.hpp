@@ -53,17 +53,12 @@ struct read_only {
     }
 
     // The hit inlines; everything else is out of line.
+    // Before publication only this rank's own units are valid (its memory):
+    // the state alone decides, and a remote read misses to a direct get.
     [[gnu::always_inline]] T read(std::size_t i) {
-      const auto [unit, copy] =
-          coherence::locate_checked<const T>(units_, copies_, i, [this](std::size_t bad) { out_of_range(bad); });
-      // Before publication only this rank's own units are valid (its memory):
-      // the state alone decides, and a remote read misses to a direct get.
-      if (copies_.state(unit) == coherence::shared) [[likely]] {
-        if constexpr (DSM_COUNT_HITS != 0)
-          if (count_hits_) ++stats_.hits;
-        return *copy;
-      }
-      return read_miss(i, unit, copy);
+      return coherence::read_shared<T>(
+          units_, copies_, i, [this](std::size_t bad) { out_of_range(bad); },
+          [this, i](std::size_t unit, const T* copy) { return read_miss(i, unit, copy); }, count_hits_, stats_.hits);
     }
 
     [[noreturn, gnu::cold, gnu::noinline]] void out_of_range(std::size_t i) const {

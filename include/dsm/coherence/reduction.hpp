@@ -80,13 +80,9 @@ struct reduction {
     }
 
     [[gnu::always_inline]] T read(std::size_t i) {
-      const auto p = coherence::locate_checked<const T>(units_, copies_, i, [this](std::size_t bad) { out_of_range(bad); });
-      if (copies_.state(p.unit) == coherence::shared) [[likely]] {
-        if constexpr (DSM_COUNT_HITS != 0)
-          if (count_hits_) ++stats_.hits;
-        return *p.element;
-      }
-      return read_miss(p.unit, p.element);
+      return coherence::read_shared<T>(
+          units_, copies_, i, [this](std::size_t bad) { out_of_range(bad); },
+          [this](std::size_t unit, const T* copy) { return read_miss(unit, copy); }, count_hits_, stats_.hits);
     }
 
     // The contribution's hit: a flag load, a load and a store.

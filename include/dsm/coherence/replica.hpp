@@ -10,6 +10,7 @@
 #pragma once
 
 #include <dsm/coherence/mirror_space.hpp>
+#include <dsm/config.hpp>
 #include <dsm/coherence/unit_map.hpp>
 #include <dsm/distribution.hpp>
 
@@ -142,6 +143,24 @@ template <class T, class OutOfRange>
 [[gnu::always_inline]] inline copy_place<T> locate_checked(const unit_map& units, const replica& copies, std::size_t i,
                                                            OutOfRange&& out_of_range) {
   return locate_checked<T>(units, copies.base(), i, out_of_range);
+}
+
+// The read hit of every policy whose readable copies are in state
+// `shared` (read_only, reduction, producer_consumer): the element, or
+// `miss(unit, element)`; `hits` counts only in a DSM_COUNT_HITS build
+// with stats on.
+template <class T, class OutOfRange, class Miss>
+[[gnu::always_inline]] inline T read_shared(const unit_map& units, const replica& copies, std::size_t i,
+                                            OutOfRange&& out_of_range, Miss&& miss, bool count_hits,
+                                            std::uint64_t& hits) {
+  const auto p = locate_checked<const T>(units, copies, i, out_of_range);
+  if (copies.state(p.unit) == shared) [[likely]] {
+    if constexpr (DSM_COUNT_HITS != 0)
+      if (count_hits) ++hits;
+    return *p.element;
+  }
+  (void)count_hits, (void)hits;
+  return miss(p.unit, p.element);
 }
 
 // Elements [first, first + count) of the copies into out: one copy per
