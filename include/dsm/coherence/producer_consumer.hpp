@@ -167,6 +167,7 @@ struct producer_consumer {
     // Every home's pushes are complete: each subscribed copy is kept if its
     // stamp proves it current, every other copy goes.
     void barrier() {
+      pushes_.clear();  // complete at their targets: the fence came first
       const std::size_t own_end = first_own_ + units_.units_per_rank();
       coherence::maintenance{&stats_}.after_transfer_wrote(stamps_, units_.units() * sizeof(std::uint64_t));
       for (std::size_t u = 0; u < units_.units(); ++u) {
@@ -318,7 +319,7 @@ struct producer_consumer {
         if (readers_.readers(k) != 0 && units_.bytes_in(u) != 0)
           changed_[k] = snapshots_.update(k, copies_.unit_data(u), units_.bytes_in(u));
       }
-      std::vector<future<>> puts;
+      auto& puts = pushes_;
       stamp_out_.resize(layout_.distribution.ranks());
       for (std::size_t r = 0; r < layout_.distribution.ranks(); ++r) {
         const auto members = readers_.of(r);
@@ -366,7 +367,9 @@ struct producer_consumer {
         flush_data();
         flush_stamps();
       }
-      for (auto& p : puts) p.wait();
+      // Not waited for here: the barrier's fence completes them all at once
+      // (waiting for each over TCP cost a round trip per put), and
+      // barrier() lets the futures go.
     }
     struct pending_range {
       std::size_t first = 0, count = 0;
@@ -404,6 +407,7 @@ struct producer_consumer {
     coherence::unit_snapshots snapshots_;
     std::vector<coherence::byte_range> changed_;
     std::vector<std::vector<std::uint64_t>> stamp_out_;  // per reader, until the puts complete
+    std::vector<future<>> pushes_;                       // this barrier's puts
     // Reader side, per unit.
     std::vector<std::uint32_t> generation_;  // of the current subscription; 0: none
     std::vector<std::uint32_t> generations_used_;
