@@ -356,9 +356,12 @@ struct producer_consumer {
           ++stats_.updates;
           if (!range.empty()) {
             const std::size_t offset = k * units_.unit_bytes() + range.first;
-            if (data.count != 0 && data.first + data.count != offset) flush_data();
+            // A short gap of unchanged bytes goes along (the reader holds
+            // those bytes already): a put costs more than a few KiB more of
+            // one (a round trip's worth over TCP).
+            if (data.count != 0 && offset - (data.first + data.count) > merge_gap_bytes) flush_data();
             if (data.count == 0) data.first = offset;
-            data.count += range.bytes();
+            data.count = offset + range.bytes() - data.first;
           }
           stamps[k] = coherence::update_stamp(epoch_, m.generation);
           if (stamp_run.count == 0) stamp_run.first = k;
@@ -371,6 +374,7 @@ struct producer_consumer {
       // (waiting for each over TCP cost a round trip per put), and
       // barrier() lets the futures go.
     }
+    static constexpr std::size_t merge_gap_bytes = 4096;
     struct pending_range {
       std::size_t first = 0, count = 0;
     };
