@@ -30,7 +30,7 @@ import plotting  # noqa: E402  (bench/plotting.py)
 KERNELS = {  # policies each kernel accepts, its default first
     "ep": ["reduction", "read_only", "single_writer", "write_shared", "direct"],
     "is": ["reduction", "direct", "single_writer", "write_shared"],
-    "cg": ["direct", "producer_consumer", "single_writer", "write_shared"],
+    "cg": ["direct", "producer_consumer", "reduction", "single_writer", "write_shared"],
     "mg": ["direct", "producer_consumer", "single_writer", "write_shared"],
 }
 ARRAY_COUNTERS = {  # per-array DSM_STATS fields
