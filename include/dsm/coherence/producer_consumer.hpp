@@ -79,6 +79,7 @@ struct producer_consumer {
           readers_(layout.distribution.ranks(), me_, first_own_, units_.units_per_rank(), layout.description),
           snapshots_(units_.units_per_rank(), units_.unit_bytes()),
           generation_(units_.units(), 0),
+          generations_used_(units_.units(), 0),
           last_stamp_(units_.units(), 0),
           confirmed_(units_.units(), 0),
           outgoing_(layout.distribution.ranks()),
@@ -239,9 +240,8 @@ struct producer_consumer {
     }
 
     // A copy pushed but not read since: now read (no traffic). Anything
-    // else is fetched.
-    // A miss subscribes at once, so that the home knows before the barrier
-    // (units fetched ahead subscribe at the barrier).
+    // else is fetched, and subscribes at once, so that the home knows
+    // before the barrier (units fetched ahead subscribe at the barrier).
     [[gnu::noinline]] T read_miss(std::size_t unit, const T* copy) {
       if (copies_.state(unit) == coherence::updated) {
         copies_.set_state(unit, coherence::shared);
@@ -283,11 +283,7 @@ struct producer_consumer {
     // Generations only grow, so that no stamp of an ended subscription can
     // pass for a later one's.
     std::uint32_t next_generation(std::size_t u) {
-      if (++last_generation_of(u) == 0) ++last_generation_of(u);
-      return last_generation_of(u);
-    }
-    std::uint32_t& last_generation_of(std::size_t u) {
-      if (generations_used_.empty()) generations_used_.assign(units_.units(), 0);
+      if (++generations_used_[u] == 0) ++generations_used_[u];  // 0 means none
       return generations_used_[u];
     }
 
@@ -308,8 +304,8 @@ struct producer_consumer {
       }
     }
 
-    // One put per reader and run of changed bytes (the changes of
-    // consecutive units that meet merge), one per run of stamps.
+    // One put per reader and run of changed bytes (runs of consecutive
+    // units up to merge_gap_bytes apart merge), one per run of stamps.
     void push_updates() {
       const std::size_t n = units_.units_per_rank();
       changed_.resize(n);
@@ -319,7 +315,6 @@ struct producer_consumer {
         if (readers_.readers(k) != 0 && units_.bytes_in(u) != 0)
           changed_[k] = snapshots_.update(k, copies_.unit_data(u), units_.bytes_in(u));
       }
-      auto& puts = pushes_;
       stamp_out_.resize(layout_.distribution.ranks());
       for (std::size_t r = 0; r < layout_.distribution.ranks(); ++r) {
         const auto members = readers_.of(r);
@@ -331,14 +326,14 @@ struct producer_consumer {
           if (data.count == 0) return;
           const std::byte* from = copies_.unit_data(first_own_) + data.first;
           coherence::maintenance{&stats_}.before_transfer_reads(from, data.count);
-          puts.push_back(rput(from, data.count, inbox_of(r, data.first)));
+          pushes_.push_back(rput(from, data.count, inbox_of(r, data.first)));
           stats_.update_bytes += data.count;
           data = {};
         };
         auto flush_stamps = [&] {
           if (stamp_run.count == 0) return;
           const std::size_t k0 = stamp_run.first;
-          puts.push_back(rput(stamps.data() + k0, stamp_run.count, stamp_space_[r] + static_cast<std::ptrdiff_t>(first_own_ + k0)));
+          pushes_.push_back(rput(stamps.data() + k0, stamp_run.count, stamp_space_[r] + static_cast<std::ptrdiff_t>(first_own_ + k0)));
           stamp_run = {};
         };
         for (std::size_t k = 0; k < n; ++k) {
