@@ -84,7 +84,9 @@ options parse(int argc, char** argv) {
       } else {
         char* end = nullptr;
         o.timeout_seconds = std::strtod(v, &end);
-        if (end == v || *end != '\0' || !(o.timeout_seconds > 0)) usage(fmt::format("--timeout needs seconds, not '{}'", v));
+        // As DSM_TIMEOUT's limit: finite and at most about 31 years.
+        if (end == v || *end != '\0' || !(o.timeout_seconds > 0) || !(o.timeout_seconds <= 1e9))
+          usage(fmt::format("--timeout needs seconds (more than 0, at most 1e9), not '{}'", v));
       }
     } else if (a == "-h" || a == "--help") {
       usage("help");

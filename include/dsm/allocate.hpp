@@ -28,7 +28,8 @@ global_ptr<T> pointer_to(const segment_address& s) {
 // n zero-initialised elements homed on the calling rank. Not collective.
 template <global_element T>
 global_ptr<T> allocate(std::size_t n) {
-  return detail::pointer_to<T>(detail::rt().allocate(detail::element_bytes<T>(n, "allocate")));
+  return detail::pointer_to<T>(detail::rt().allocate(detail::element_bytes<T>(n, "allocate"), nullptr,
+                                                      fmt::format("allocate<{}>({})", detail::type_name<T>(), n)));
 }
 
 namespace detail {
@@ -61,7 +62,7 @@ template <class T>
 std::vector<global_ptr<T>> allocate_collective_of(std::size_t n_per_rank, std::string_view object,
                                                   std::byte* at = nullptr) {
   check_element_layout<T>(object);
-  const auto segments = rt().allocate_collective(element_bytes<T>(n_per_rank, "allocate_collective"), at);
+  const auto segments = rt().allocate_collective(element_bytes<T>(n_per_rank, "allocate_collective"), at, object);
   std::vector<global_ptr<T>> blocks;
   blocks.reserve(segments.size());
   for (const auto& s : segments) blocks.push_back(pointer_to<T>(s));

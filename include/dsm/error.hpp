@@ -25,6 +25,7 @@ enum class errc {
   layout_mismatch,      // a type laid out differently on two ranks
   transport,            // UCX reported a failure
   bootstrap,            // launching or joining the job failed
+  out_of_memory,        // an allocation larger than what this machine can hold now
   peer_failure,         // another rank died or stopped answering
   timeout,              // a wait exceeded DSM_TIMEOUT
   protocol,             // a malformed or unexpected message was rejected
@@ -44,6 +45,7 @@ constexpr std::string_view to_string(errc c) noexcept {
     case errc::layout_mismatch: return "layout mismatch";
     case errc::transport: return "transport";
     case errc::bootstrap: return "bootstrap";
+    case errc::out_of_memory: return "out of memory";
     case errc::peer_failure: return "peer failure";
     case errc::timeout: return "timeout";
     case errc::protocol: return "protocol";

@@ -79,7 +79,7 @@ class shared_array {
             : layout_.distribution.max_local_size();
     if constexpr (coherence::keeps_copies<Policy>) {
       const auto slot_bytes = detail::element_bytes<T>(block_elements, "allocate_collective");
-      detail::rt().check_collective_bytes(slot_bytes);  // before reserving address space for every rank's
+      detail::rt().check_collective_bytes(slot_bytes, layout_.description);  // before reserving address space for every rank's
       layout_.mirror = std::make_unique<coherence::mirror_space>(static_cast<std::size_t>(ranks()), me_, slot_bytes,
                                                                  layout_.description);
     }

@@ -3,7 +3,11 @@
 // active messages are rejected and the job goes on.
 #include "check.hpp"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -14,6 +18,60 @@ std::uint64_t sum_local(dsm::global_ptr<std::uint64_t> p, std::size_t n) {
   std::uint64_t s = 0;
   for (std::size_t i = 0; i < n; ++i) s += p.local()[i];
   return s;
+}
+
+// Issue 15.7: sizes beyond the machine are refused before anything is
+// mapped, naming the object, the bytes asked and the bytes available.
+void too_large_allocations(int me) {
+  const auto contains = [](const std::string& text, const std::string& part) {
+    const bool found = text.find(part) != std::string::npos;
+    if (!found) fmt::print(stderr, "'{}' lacks '{}'\n", text, part);
+    return found;
+  };
+  {
+    const auto text = CHECK_ERROR(dsm::errc::out_of_memory,
+                                  (dsm::shared_array<double, dsm::direct>(std::size_t{1'000'000'000'000}, "huge")));
+    CHECK(contains(text, "shared_array<double, direct> 'huge'"));
+    CHECK(contains(text, "bytes per rank asked"));
+    CHECK(contains(text, "can map at most"));
+  }
+  {
+    const auto text = CHECK_ERROR(dsm::errc::out_of_memory,
+                                  (dsm::shared_array<double, dsm::single_writer>(std::size_t{1'000'000'000'000}, "huge cached")));
+    CHECK(contains(text, "shared_array<double, single_writer> 'huge cached'"));
+  }
+  // Not collective: beyond physical memory on this rank alone.
+  const std::uint64_t physical = dsm::detail::physical_memory_bytes();
+  {
+    const auto text = CHECK_ERROR(dsm::errc::out_of_memory, (void)dsm::allocate<double>(physical / 8 + 1024));
+    CHECK(contains(text, fmt::format("allocate<double>({})", physical / 8 + 1024)));
+    CHECK(contains(text, fmt::format("{} bytes asked on rank {}", (physical / 8 + 1024) * 8, me)));
+    CHECK(contains(text, "available"));
+    CHECK(contains(text, "free /dev/shm"));
+    CHECK(contains(text, "available memory"));
+  }
+  // Under RLIMIT_AS, the room it leaves bounds an allocation (the soft
+  // limit only, raised back afterwards).
+  rlimit saved{};
+  CHECK(::getrlimit(RLIMIT_AS, &saved) == 0);
+  if (saved.rlim_cur == RLIM_INFINITY) {
+    unsigned long used_pages = 0;
+    if (std::FILE* f = std::fopen("/proc/self/statm", "re")) {
+      if (std::fscanf(f, "%lu", &used_pages) != 1) used_pages = 0;
+      std::fclose(f);
+    }
+    rlimit tight = saved;
+    tight.rlim_cur = used_pages * static_cast<rlim_t>(::sysconf(_SC_PAGESIZE)) + (rlim_t{256} << 20);
+    CHECK(::setrlimit(RLIMIT_AS, &tight) == 0);
+    const auto text = CHECK_ERROR(dsm::errc::out_of_memory, (void)dsm::allocate<char>(std::size_t{1} << 30));
+    CHECK(contains(text, "bounded by the address space RLIMIT_AS leaves"));
+    CHECK(::setrlimit(RLIMIT_AS, &saved) == 0);
+  }
+  // The job goes on: a small allocation still works.
+  auto p = dsm::allocate<double>(16);
+  CHECK(!p.is_null());
+  dsm::deallocate(p);
+  dsm::barrier();
 }
 
 void malformed_messages(int me, int n) {
@@ -121,6 +179,8 @@ int main(int argc, char** argv) {
       CHECK_ERROR(dsm::errc::invalid_argument, dsm::rget(b, SIZE_MAX / 4, &sink).wait());
       CHECK_ERROR(dsm::errc::invalid_argument, dsm::rput(&sink, SIZE_MAX / 4, b).wait());
     }
+
+    too_large_allocations(me);
 
     // A collective allocation must ask for the same size everywhere.
     if (n > 1) CHECK_ERROR(dsm::errc::invalid_argument, (void)dsm::allocate_collective<int>(me == 0 ? 4 : 8));

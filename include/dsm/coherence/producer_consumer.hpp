@@ -389,7 +389,6 @@ struct producer_consumer {
     }
     static std::vector<global_ptr<std::byte>> allocate_inboxes(const coherence::unit_map& units, const std::string& object) {
       const std::size_t bytes = units.units() * units.unit_bytes();
-      detail::rt().check_collective_bytes(bytes);
       return detail::allocate_collective_of<std::byte>(bytes, object + " update inbox");
     }
 

@@ -211,7 +211,6 @@ struct reduction {
     static std::vector<global_ptr<std::byte>> allocate_spaces(const coherence::unit_map& units,
                                                                const std::string& object) {
       const std::size_t bytes = coherence::contributions::bytes_for(units);
-      detail::rt().check_collective_bytes(bytes);
       return detail::allocate_collective_of<std::byte>(bytes, object + " contributions");
     }
 

@@ -8,6 +8,7 @@
 
 #include <dsm/detail/rendezvous.hpp>
 #include <dsm/error.hpp>
+#include <dsm/transport/clock.hpp>
 
 #include <fmt/format.h>
 #include <sys/socket.h>
@@ -74,8 +75,7 @@ inline membership join_through_dsmrun(const char* socket_path, std::span<const s
     throw error(errc::bootstrap, fmt::format("connecting to dsmrun at {}: {}", socket_path, std::strerror(e)));
   }
   try {
-    rv::channel ch{fd, std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(timeout),
-                   errc::bootstrap};
+    rv::channel ch{fd, transport::time_after(timeout), errc::bootstrap};
     std::vector<std::byte> hello;
     rv::append_u32(hello, rv::hello_magic);
     rv::append_u32(hello, rv::protocol_version);

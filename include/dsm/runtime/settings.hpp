@@ -1,6 +1,7 @@
 // What the environment says about how this rank should run.
 //
-//   DSM_TIMEOUT   seconds any single wait may take (default 120)
+//   DSM_TIMEOUT   seconds any single wait may take (default 120; 0 or
+//                 inf: no limit; at most max_timeout_seconds otherwise)
 //   DSM_PROGRESS  thread | poll (default: poll when UCX_TLS names only
 //                 shared-memory transports, thread otherwise)
 //   DSM_STATS     1: print per-rank counters at exit (and per array)
@@ -15,7 +16,9 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <cstdlib>
 #include <string>
 #include <string_view>
@@ -31,13 +34,7 @@ struct settings {
 
   static settings from_environment() {
     settings s;
-    if (const char* t = std::getenv("DSM_TIMEOUT")) {
-      char* end = nullptr;
-      const double v = std::strtod(t, &end);
-      if (end == t || *end != '\0' || !(v > 0))
-        throw error(errc::invalid_argument, fmt::format("DSM_TIMEOUT='{}': expected a positive number of seconds", t));
-      s.timeout_seconds = v;
-    }
+    if (const char* t = std::getenv("DSM_TIMEOUT")) s.timeout_seconds = parse_timeout(t);
     if (const char* p = std::getenv("DSM_PROGRESS")) {
       const std::string_view v = p;
       if (v == "thread") s.progress = transport::progress_mode::thread;
@@ -57,6 +54,26 @@ struct settings {
       s.max_segment_bytes = b;
     }
     return s;
+  }
+
+  // A wait's limit in seconds: 0 and inf mean no limit (infinity); a
+  // finite limit is positive and at most max_timeout_seconds, so that a
+  // deadline never overflows the clock.
+  static constexpr double max_timeout_seconds = 1e9;  // about 31 years
+  static double parse_timeout(const char* text) {
+    char* end = nullptr;
+    const double v = std::strtod(text, &end);
+    const auto refuse = [&](std::string_view why) {
+      throw error(errc::invalid_argument,
+                  fmt::format("DSM_TIMEOUT='{}': {}; expected seconds (at most {:g}), or 0 or inf to wait for ever", text,
+                              why, max_timeout_seconds));
+    };
+    if (end == text || *end != '\0') refuse("not a number");
+    if (std::isnan(v)) refuse("not a number");
+    if (v < 0) refuse("negative");
+    if (v == 0 || std::isinf(v)) return std::numeric_limits<double>::infinity();
+    if (v > max_timeout_seconds) refuse("too long");
+    return v;
   }
 
   // Shared-memory transports serve RMA and atomics without the target's

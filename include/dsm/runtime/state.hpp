@@ -37,6 +37,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace dsm::detail {
@@ -311,23 +312,12 @@ class runtime_state {
 
   // Maps `bytes` of registered, zeroed memory homed here (at `at`, address
   // space the caller reserved, unless null); a size past what this machine
-  // can hold is refused before anything is mapped.
-  segment_address allocate(std::uint64_t bytes, std::byte* at = nullptr) {
-    check_segment_size(bytes);
-    std::uint16_t id;
-    {
-      const auto g = worker_.lock();
-      id = free_slot();
-      local_segment& s = slots_[id];
-      s.memory = transport::memory_region(worker_, bytes, at);
-      s.bytes = bytes;
-      s.live = true;
-      s.dying = false;
-      s.holders.clear();
-      local_segments().publish(id, {s.memory.base(), bytes, s.generation});
-    }
-    ++stats_.allocations;
-    return {rank(), id, slots_[id].generation};
+  // can hold now is errc::out_of_memory naming `object`, before anything is
+  // mapped.
+  segment_address allocate(std::uint64_t bytes, std::byte* at = nullptr, std::string_view object = "allocate") {
+    const auto room = mappable_now(segment_limit_of(rank()), settings_);
+    if (bytes > room.bytes) throw no_room(object, bytes, room);
+    return map_segment(bytes, at);
   }
 
   // How many bytes the mapping of segment `id` homed here spans (its size
@@ -340,23 +330,42 @@ class runtime_state {
   // The largest segment rank r can map (learnt at start-up).
   std::uint64_t segment_limit_of(std::uint32_t r) const { return peers_.at(r).segment_limit; }
 
-  // A size some rank cannot map is refused by every rank alike, up front
-  // (before anything is mapped or reserved for it).
-  void check_collective_bytes(std::uint64_t bytes) const {
+  // A size some rank can never map is refused by every rank alike, up
+  // front (before anything is mapped or reserved for it).
+  void check_collective_bytes(std::uint64_t bytes, std::string_view object = "allocate_collective") const {
     for (std::uint32_t r = 0; r < ranks(); ++r)
       if (bytes > segment_limit_of(r))
-        throw error(errc::invalid_argument,
-                    fmt::format("allocate_collective of {} bytes per rank: rank {} can map at most {} bytes", bytes, r,
-                                segment_limit_of(r)));
+        throw error(errc::out_of_memory,
+                    fmt::format("{}: {} bytes per rank asked; rank {} can map at most {} bytes (its physical memory or "
+                                "DSM_MAX_SEGMENT_BYTES)",
+                                object, bytes, r, segment_limit_of(r)));
   }
 
   // Collective: one segment of `bytes` per rank, every rank's key known to
-  // every rank at once. Returns the segments in rank order.
-  std::vector<segment_address> allocate_collective(std::uint64_t bytes, std::byte* at = nullptr) {
+  // every rank at once. Returns the segments in rank order. Every rank
+  // first says how much it can map now, so that a rank short of memory
+  // makes every rank refuse (errc::out_of_memory naming it), not some map
+  // and wait for it.
+  std::vector<segment_address> allocate_collective(std::uint64_t bytes, std::byte* at = nullptr,
+                                                   std::string_view object = "allocate_collective") {
     // Every rank must ask for the same size: checked, since a mismatch
     // would silently make some blocks shorter than others think.
-    check_collective_bytes(bytes);
-    const auto mine = allocate(bytes, at);
+    check_collective_bytes(bytes, object);
+    const auto room = mappable_now(segment_limit_of(rank()), settings_);
+    std::vector<std::byte> room_bytes(sizeof room.bytes);
+    std::memcpy(room_bytes.data(), &room.bytes, sizeof room.bytes);
+    const auto rooms = allgather(room_bytes);
+    if (bytes > room.bytes) throw no_room(object, bytes, room);
+    for (std::uint32_t r = 0; r < ranks(); ++r) {
+      std::uint64_t theirs = 0;
+      if (rooms[r].size() != sizeof theirs)
+        throw error(errc::protocol, fmt::format("{}: a room record of {} bytes from rank {}", object, rooms[r].size(), r));
+      std::memcpy(&theirs, rooms[r].data(), sizeof theirs);
+      if (bytes > theirs)
+        throw error(errc::out_of_memory, fmt::format("{}: {} bytes per rank asked; rank {} can map only {} bytes now",
+                                                     object, bytes, r, theirs));
+    }
+    const auto mine = map_segment(bytes, at);
     std::vector<std::byte> record_bytes(sizeof(segment_record));
     {
       const auto g = worker_.lock();
@@ -561,11 +570,26 @@ class runtime_state {
         transport::remote_key(worker_, (*endpoints_)[target], packed_rkey, static_cast<int>(target))});
   }
 
-  void check_segment_size(std::uint64_t bytes) const {
-    const auto room = mappable_now(segment_limit_of(rank()));
-    if (bytes > room.bytes)
-      throw error(errc::invalid_argument, fmt::format("allocation of {} bytes on rank {}: more than {} ({} bytes)",
-                                                      bytes, rank(), room.what, room.bytes));
+  error no_room(std::string_view object, std::uint64_t bytes, const room& r) const {
+    return error(errc::out_of_memory, fmt::format("{}: {} bytes asked on rank {}, {} available, bounded by {} ({})",
+                                                  object, bytes, rank(), r.bytes, r.bound, r.details));
+  }
+
+  segment_address map_segment(std::uint64_t bytes, std::byte* at) {
+    std::uint16_t id;
+    {
+      const auto g = worker_.lock();
+      id = free_slot();
+      local_segment& s = slots_[id];
+      s.memory = transport::memory_region(worker_, bytes, at);
+      s.bytes = bytes;
+      s.live = true;
+      s.dying = false;
+      s.holders.clear();
+      local_segments().publish(id, {s.memory.base(), bytes, s.generation});
+    }
+    ++stats_.allocations;
+    return {rank(), id, slots_[id].generation};
   }
 
   void fetch_remote(std::uint32_t target, std::uint16_t id, std::uint8_t generation, const char* operation) {
