@@ -5,10 +5,22 @@
 //
 // Ranks are numbered across the colon-separated groups in order. Each rank
 // finds the others through a rendezvous on a Unix socket that only holders
-// of this job's random token may join. If any rank exits non-zero or dies by
-// a signal, or the job overruns --timeout, the others are ended (SIGTERM,
-// SIGKILL a second later) and dsmrun exits non-zero with one line naming
-// the rank and the cause. SIGINT/SIGTERM/SIGHUP are forwarded to every rank.
+// of this job's random token may join, and keeps its connection open: it
+// says goodbye there when it leaves its runtime, reports a wait that gave
+// up (and on whom), and hears when the job ends.
+//
+// How a job ends: if a rank dies by a signal, exits non-zero, exits (even
+// with 0) before saying goodbye while others still run, or stops answering
+// (the ranks waiting for it time out), or the job overruns --timeout, every
+// rank is told (its waits then fail with errc::peer_failure naming the
+// cause), SIGTERM follows a second later and SIGKILL half a second after
+// that; dsmrun exits non-zero with one line naming the rank and the cause.
+// SIGINT/SIGTERM/SIGHUP are forwarded to every rank. Nothing is left
+// behind: every process of the ranks' process groups is ended, and the
+// job's directories (the rendezvous socket's, under $TMPDIR, and the one
+// UCX's shared-memory files go to, under $DSM_SHM_DIR or /dev/shm) are
+// removed, by a guardian process even when dsmrun itself is killed; a rank
+// whose launcher died is killed by the kernel (PR_SET_PDEATHSIG).
 #include <dsm/detail/rendezvous.hpp>
 
 #include <fmt/format.h>
@@ -16,6 +28,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <dirent.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -24,6 +38,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -31,6 +46,7 @@
 #include <cstring>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -172,17 +188,91 @@ struct output_stream {
   std::string partial;
 };
 
+// A wait of a rank that timed out, as it reported it.
+struct gave_up_report {
+  std::uint32_t awaited;  // rv::notice_no_rank if none in particular
+  std::string text;
+  std::uint64_t order;    // reports are numbered as they arrive
+};
+
 struct rank_process {
   pid_t pid = -1;
   bool exited = false;
   int status = 0;
   std::string program;
+  bool joined = false;        // sent its hello
+  bool said_goodbye = false;  // left its runtime cleanly
+  int stopped_by = 0;         // the signal that stopped it, while it is stopped
+  std::optional<gave_up_report> gave_up;
 };
 
+// A connection on the rendezvous socket: its hello is read as it arrives
+// (never blocking the launcher), then notices both ways.
 struct rendezvous_client {
-  int fd;
-  std::optional<unsigned> rank;
+  int fd = -1;
+  clock_type::time_point hello_by;
+  std::vector<std::byte> in, out;
+  std::optional<unsigned> rank;  // once its hello was taken
+  rv::notice_reader notices;
+  bool close_after_out = false;  // refused: close once the refusal is sent
 };
+
+void remove_directory(const std::string& dir) noexcept {
+  if (dir.empty()) return;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (const dirent* e = ::readdir(d)) {
+      const std::string_view name = e->d_name;
+      if (name != "." && name != "..") ::unlink(fmt::format("{}/{}", dir, name).c_str());
+    }
+    ::closedir(d);
+  }
+  ::rmdir(dir.c_str());
+}
+
+std::string make_directory_under(const char* env_name, const char* fallback) {
+  const char* parent = std::getenv(env_name);
+  std::string pattern = fmt::format("{}/dsmrun.XXXXXX", parent && *parent ? parent : fallback);
+  if (::mkdtemp(pattern.data()) == nullptr) return {};
+  return pattern;
+}
+
+// Runs in its own process from before the ranks start to after they end:
+// told each rank's process group through a pipe, it waits for the pipe's
+// end. dsmrun writes a last 'D' when it finished its own cleanup; without
+// it, dsmrun died (kill -9): the guardian kills the ranks' groups and
+// removes the job's directories.
+[[noreturn]] void run_guardian(int from_launcher, const std::vector<std::string>& dirs) {
+  ::setsid();  // outlives a signal to the launcher's process group
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) ::signal(s, SIG_IGN);
+  for (int fd = 0; fd < 1024; ++fd)
+    if (fd != from_launcher && fd != STDERR_FILENO) ::close(fd);
+  const auto read_exact = [&](void* to, std::size_t bytes) {
+    for (std::size_t got = 0; got < bytes;) {
+      const ssize_t n = ::read(from_launcher, static_cast<char*>(to) + got, bytes - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      got += static_cast<std::size_t>(n);
+    }
+    return true;
+  };
+  // Records: 'P' and a process group, or a final 'D'.
+  std::vector<pid_t> groups;
+  bool done = false;
+  for (char tag; read_exact(&tag, 1);) {
+    pid_t g;
+    if (tag == 'D') done = true;
+    if (tag != 'P' || !read_exact(&g, sizeof g)) break;
+    groups.push_back(g);
+  }
+  if (!done) {
+    unsigned ended = 0;
+    for (pid_t g : groups) ended += ::kill(-g, SIGKILL) == 0;
+    for (const auto& d : dirs) remove_directory(d);
+    fmt::print(stderr, "dsmrun: the launcher died; its guardian ended {} rank process group(s) and removed the job's "
+                       "directories\n", ended);
+  }
+  ::_exit(0);
+}
 
 class launcher {
  public:
@@ -192,27 +282,58 @@ class launcher {
 
   int run() {
     make_rendezvous_socket();
+    make_shm_directory();
+    start_guardian();
     block_signals();
     spawn_all();
     const int code = supervise();
+    end_leftovers();
     cleanup();
     return code;
   }
 
  private:
+  static constexpr auto hello_time = std::chrono::seconds(5);
+  static constexpr auto blame_grace = std::chrono::milliseconds(500);  // for the other ranks' reports to arrive
+  static constexpr auto term_grace = std::chrono::seconds(1);   // for told ranks to end themselves
+  static constexpr auto kill_grace = std::chrono::milliseconds(500);
+
   void make_rendezvous_socket() {
-    char dir_template[] = "/tmp/dsmrun.XXXXXX";
-    if (::mkdtemp(dir_template) == nullptr) die(fmt::format("mkdtemp: {}", std::strerror(errno)));
-    dir_ = dir_template;
+    dir_ = make_directory_under("TMPDIR", "/tmp");
+    if (dir_.empty()) die(fmt::format("mkdtemp under {}: {}", std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp",
+                                      std::strerror(errno)));
     socket_path_ = dir_ + "/rendezvous";
     listen_fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     sockaddr_un sa{};
     sa.sun_family = AF_UNIX;
+    if (socket_path_.size() >= sizeof sa.sun_path) die(fmt::format("rendezvous socket path too long: {}", socket_path_));
     std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", socket_path_.c_str());
     if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 ||
         ::listen(listen_fd_, 128) != 0)
       die(fmt::format("rendezvous socket {}: {}", socket_path_, std::strerror(errno)));
     token_ = random_token();
+  }
+
+  // UCX's posix transport files go to a directory of this job's (when UCX
+  // is not told otherwise), removed at the end whatever happened.
+  void make_shm_directory() {
+    if (std::getenv("UCX_POSIX_DIR") != nullptr) return;
+    shm_dir_ = make_directory_under("DSM_SHM_DIR", "/dev/shm");
+    if (!shm_dir_.empty()) ::setenv("UCX_POSIX_DIR", shm_dir_.c_str(), 1);
+  }
+
+  void start_guardian() {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) != 0) die(fmt::format("pipe: {}", std::strerror(errno)));
+    std::fflush(nullptr);
+    guardian_ = ::fork();
+    if (guardian_ < 0) die(fmt::format("fork: {}", std::strerror(errno)));
+    if (guardian_ == 0) {
+      ::close(p[1]);
+      run_guardian(p[0], {dir_, shm_dir_});
+    }
+    ::close(p[0]);
+    to_guardian_ = p[1];
   }
 
   void block_signals() {
@@ -277,10 +398,14 @@ class launcher {
   void spawn(unsigned rank, const std::vector<std::string>& argv) {
     int out[2], err[2];
     if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) die("pipe failed");
+    const pid_t launcher_pid = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) die(fmt::format("fork: {}", std::strerror(errno)));
     if (pid == 0) {
       ::setpgid(0, 0);  // its own group: a signal to the job reaches the rank's children too
+      // Killed with the launcher: a rank never outlives a dsmrun killed -9.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != launcher_pid) ::_exit(1);  // it died already
       ::sigprocmask(SIG_SETMASK, &original_mask_, nullptr);
       ::dup2(out[1], STDOUT_FILENO);
       ::dup2(err[1], STDERR_FILENO);
@@ -298,42 +423,69 @@ class launcher {
     ::setpgid(pid, pid);
     ::close(out[1]);
     ::close(err[1]);
-    procs_.push_back({pid, false, 0, argv[0]});
+    char record[1 + sizeof pid] = {'P'};
+    std::memcpy(record + 1, &pid, sizeof pid);
+    [[maybe_unused]] const auto told = ::write(to_guardian_, record, sizeof record);
+    rank_process p;
+    p.pid = pid;
+    p.program = argv[0];
+    procs_.push_back(std::move(p));
     streams_.push_back({out[0], static_cast<int>(rank), stdout, {}});
     streams_.push_back({err[0], static_cast<int>(rank), stderr, {}});
   }
 
+  // One loop serves everything, none of it blocking: signals, the
+  // rendezvous (hellos arrive in pieces, tables and notices are written as
+  // the socket takes them), the ranks' output, and the timers (--timeout,
+  // the blame grace, SIGTERM and SIGKILL after a failure).
   int supervise() {
     const auto start = clock_type::now();
-    std::optional<clock_type::time_point> kill_at;
-    while (running() > 0 || open_streams() > 0) {
+    while (running() > 0) {
       std::vector<pollfd> fds;
       fds.push_back({signal_fd_, POLLIN, 0});
       fds.push_back({listen_fd_, POLLIN, 0});
+      for (const auto& c : clients_)
+        fds.push_back({c.fd, static_cast<short>(POLLIN | (c.out.empty() ? 0 : POLLOUT)), 0});
       for (const auto& s : streams_) fds.push_back({s.fd, POLLIN, 0});
-      ::poll(fds.data(), fds.size(), 100);
+      const std::size_t client_count = clients_.size();  // those polled; accept_clients adds more
+      ::poll(fds.data(), fds.size(), 50);
 
       if (fds[0].revents & POLLIN) handle_signals();
       if (fds[1].revents & POLLIN) accept_clients();
+      for (std::size_t i = 0; i < client_count; ++i) serve(clients_[i], fds[2 + i].revents);
       for (std::size_t i = 0; i < streams_.size(); ++i)
-        if (fds[2 + i].revents & (POLLIN | POLLHUP | POLLERR)) drain(streams_[i]);
+        if (fds[2 + client_count + i].revents & (POLLIN | POLLHUP | POLLERR)) drain(streams_[i]);
       std::erase_if(streams_, [](const output_stream& s) { return s.fd < 0; });
 
       const auto now = clock_type::now();
-      if (!failure_ && opt_.timeout_seconds > 0 &&
-          now - start > std::chrono::duration<double>(opt_.timeout_seconds))
-        fail(fmt::format("the job exceeded --timeout {} s", opt_.timeout_seconds), 124);
-      if (failure_ && !kill_at) {
+      for (auto& c : clients_)
+        if (!c.rank && !c.close_after_out && c.fd >= 0 && now > c.hello_by) {
+          fmt::print(stderr, "dsmrun: dropped a rendezvous client that sent no hello within {} s\n",
+                     hello_time.count());
+          close_client(c);
+        }
+      std::erase_if(clients_, [](const rendezvous_client& c) { return c.fd < 0; });
+
+      if (!failure_ && opt_.timeout_seconds > 0 && now - start > std::chrono::duration<double>(opt_.timeout_seconds))
+        fail(rv::notice_no_rank, fmt::format("the job exceeded --timeout {} s", opt_.timeout_seconds), 124);
+      if (!failure_ && blame_at_ && now >= *blame_at_) blame();
+      if (failure_ && now >= term_at_ && !termed_) {
         signal_all(SIGTERM);
-        kill_at = now + std::chrono::seconds(1);
+        termed_ = true;
       }
-      if (kill_at && now >= *kill_at && running() > 0) {
+      if (failure_ && now >= term_at_ + kill_grace && !killed_) {
         signal_all(SIGKILL);
-        kill_at = now + std::chrono::hours(1);
+        killed_ = true;
       }
-      // Streams of killed ranks may stay open if they left children behind:
-      // stop waiting for output once every rank is gone and reaped.
-      if (running() == 0 && failure_) break;
+    }
+    if (!failure_ && blame_at_) blame();  // the last ranks gave up and ended before the grace did
+    // Every rank is gone: what they wrote is in the pipes or nowhere. A
+    // grandchild still holding a pipe must not keep the job alive.
+    for (auto& s : streams_) {
+      ::fcntl(s.fd, F_SETFL, ::fcntl(s.fd, F_GETFL) | O_NONBLOCK);
+      while (s.fd >= 0 && drain(s)) {
+      }
+      if (s.fd >= 0) close_stream(s);
     }
     if (failure_) {
       fmt::print(stderr, "dsmrun: {}\n", failure_->first);
@@ -350,7 +502,7 @@ class launcher {
         reap();
       } else {
         signal_all(sig);
-        fail(fmt::format("received {}; ended the job", signal_name(sig)), 128 + sig);
+        fail(rv::notice_no_rank, fmt::format("received {}; ended the job", signal_name(sig)), 128 + sig);
       }
     }
   }
@@ -358,24 +510,107 @@ class launcher {
   void reap() {
     int status = 0;
     pid_t pid;
-    while ((pid = ::waitpid(-1, &status, WNOHANG)) > 0) {
+    while ((pid = ::waitpid(-1, &status, WNOHANG | WUNTRACED | WCONTINUED)) > 0) {
       for (unsigned r = 0; r < procs_.size(); ++r) {
-        if (procs_[r].pid != pid) continue;
-        procs_[r].exited = true;
-        procs_[r].status = status;
-        if (WIFSIGNALED(status))
-          fail(fmt::format("rank {} ({}) was killed by {}", r, procs_[r].program, signal_name(WTERMSIG(status))),
-               128 + WTERMSIG(status));
-        else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-          fail(fmt::format("rank {} ({}) exited with code {}", r, procs_[r].program, WEXITSTATUS(status)),
-               WEXITSTATUS(status));
+        rank_process& p = procs_[r];
+        if (p.pid != pid) continue;
+        if (WIFSTOPPED(status)) {
+          p.stopped_by = WSTOPSIG(status);
+        } else if (WIFCONTINUED(status)) {
+          p.stopped_by = 0;
+        } else {
+          p.exited = true;
+          p.status = status;
+          p.stopped_by = 0;
+          ended(r);
+        }
       }
     }
   }
 
+  // How rank r's end bears on the job (once what it said before it ended
+  // is read).
+  void ended(unsigned r) {
+    for (auto& c : clients_)
+      if (c.rank == r) serve(c, POLLIN);
+    const rank_process& p = procs_[r];
+    // It gave up waiting for another rank: the failure is whoever it
+    // waited for (decided once the other ranks' reports are in).
+    if (p.gave_up && !p.said_goodbye) {
+      if (!blame_at_) blame_at_ = clock_type::now() + blame_grace;
+      return;
+    }
+    // Without a goodbye, a rank's end matters unless every other rank
+    // finished (it left last, or was never part of a dsm job).
+    const bool others_finished = std::all_of(procs_.begin(), procs_.end(), [&](const rank_process& q) {
+      return &q == &p || (q.exited && q.said_goodbye);
+    });
+    const bool early = !p.said_goodbye && !others_finished && (p.joined || anyone_joined());
+    if (WIFSIGNALED(p.status) || WEXITSTATUS(p.status) != 0 || early) fail(r, end_of(r), exit_code_of(r));
+  }
+
+  // How rank r ended, as a failure of the job.
+  std::string end_of(unsigned r) const {
+    const rank_process& p = procs_[r];
+    if (WIFSIGNALED(p.status)) return fmt::format("rank {} ({}) was killed by {}", r, p.program, signal_name(WTERMSIG(p.status)));
+    if (WEXITSTATUS(p.status) != 0) return fmt::format("rank {} ({}) exited with code {}", r, p.program, WEXITSTATUS(p.status));
+    return fmt::format("rank {} ({}) exited with code 0 {}", r, p.program,
+                       p.joined ? "before the job finished (without leaving its dsm::runtime)" : "without joining the job");
+  }
+  int exit_code_of(unsigned r) const {
+    const int status = procs_[r].status;
+    return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status) != 0 ? WEXITSTATUS(status) : 1;
+  }
+
+  // Follows "gave up waiting for" from the first rank that reported a
+  // timeout to one that did not: that one stopped answering.
+  void blame() {
+    unsigned first = 0;
+    std::uint64_t earliest = UINT64_MAX;
+    for (unsigned r = 0; r < procs_.size(); ++r)
+      if (procs_[r].gave_up && procs_[r].gave_up->order < earliest) earliest = procs_[r].gave_up->order, first = r;
+    std::set<unsigned> seen;
+    unsigned at = first, waiter = first;  // waiter: the rank that waited for `at`
+    while (procs_[at].gave_up && procs_[at].gave_up->awaited < procs_.size() && seen.insert(at).second)
+      waiter = std::exchange(at, procs_[at].gave_up->awaited);
+    const auto& report = *procs_[first].gave_up;
+    if (procs_[at].gave_up) {  // a cycle, or no rank in particular
+      fail(first, fmt::format("rank {} ({}) gave up: {}", first, procs_[first].program, report.text), 1);
+      return;
+    }
+    const rank_process& culprit = procs_[at];
+    if (culprit.exited) return fail(at, end_of(at), exit_code_of(at));  // the others' failures follow from it
+    const std::string state =
+        culprit.stopped_by ? fmt::format(" (stopped by {})", signal_name(culprit.stopped_by)) : std::string();
+    fail(at, fmt::format("rank {} ({}) stopped answering{}: rank {} gave up on it: {}", at, culprit.program, state,
+                         waiter, procs_[waiter].gave_up->text),
+         1);
+  }
+
   // The first failure names the job's fate; later ones are consequences.
-  void fail(std::string what, int code) {
-    if (!failure_) failure_ = std::pair{std::move(what), code};
+  // Every rank still connected is told at once; SIGTERM and SIGKILL follow.
+  // Ranks still waiting for the address table get a refusal instead.
+  void fail(std::uint32_t culprit, std::string what, int code) {
+    if (failure_) return;
+    const std::string text = fmt::format("dsmrun ended the job: {}", what);
+    std::vector<std::byte> notice;
+    if (tables_sent_) {
+      notice = rv::encode({rv::notice_ending, culprit, text});
+    } else {
+      rv::append_u32(notice, rv::status_refused);
+      rv::append_blob(notice, rv::as_bytes(std::string_view(text).substr(0, rv::max_reason_bytes)));
+    }
+    for (auto& c : clients_)
+      if (c.rank && c.fd >= 0 && !procs_[*c.rank].exited) c.out.insert(c.out.end(), notice.begin(), notice.end());
+    failure_ = std::pair{std::move(what), code};
+    term_at_ = clock_type::now() + term_grace;
+    // A stopped process heeds nothing but SIGKILL: no grace for it.
+    for (const auto& p : procs_)
+      if (p.stopped_by && !p.exited) ::kill(-p.pid, SIGKILL);
+  }
+
+  bool anyone_joined() const {
+    return std::any_of(procs_.begin(), procs_.end(), [](const rank_process& p) { return p.joined; });
   }
 
   void signal_all(int sig) {
@@ -383,14 +618,20 @@ class launcher {
       if (!p.exited) ::kill(-p.pid, sig);
   }
 
+  // What the ranks left in their process groups (background children).
+  void end_leftovers() {
+    for (const auto& p : procs_) ::kill(-p.pid, SIGKILL);
+  }
+
   unsigned running() const {
     unsigned n = 0;
     for (const auto& p : procs_) n += !p.exited;
     return n;
   }
-  std::size_t open_streams() const { return streams_.size(); }
 
-  void drain(output_stream& s) {
+  // Reads what is there; false once the stream is closed or (non-blocking)
+  // empty.
+  bool drain(output_stream& s) {
     char buf[65536];
     const ssize_t n = ::read(s.fd, buf, sizeof buf);
     if (n > 0) {
@@ -401,10 +642,17 @@ class launcher {
         start = nl + 1;
       }
       s.partial.erase(0, start);
-      return;
+      return true;
     }
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
+    if (n < 0 && errno == EINTR) return true;
+    if (n < 0 && errno == EAGAIN) return false;
+    close_stream(s);
+    return false;
+  }
+
+  void close_stream(output_stream& s) {
     if (!s.partial.empty()) emit(s, s.partial + "\n");
+    s.partial.clear();
     ::close(s.fd);
     s.fd = -1;
   }
@@ -415,78 +663,164 @@ class launcher {
     std::fflush(s.to);
   }
 
-  // A rank's hello is read whole, with a short deadline, so a client that
-  // connects and says nothing cannot hold the launcher up for long.
   void accept_clients() {
     for (;;) {
-      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
       if (fd < 0) return;
-      rv::channel ch{fd, clock_type::now() + std::chrono::seconds(5), dsm::errc::bootstrap};
-      try {
-        auto [rank, token, address] = rv::read_hello(ch, [&](const std::string& reason) { refuse(ch, reason); });
-        if (!rv::same_token(token, rv::as_bytes(token_))) refuse(ch, "wrong token");
-        if (rank >= total_) refuse(ch, fmt::format("rank {} of a {}-rank job", rank, total_));
-        if (addresses_.count(rank)) refuse(ch, fmt::format("rank {} joined already", rank));
-        addresses_[rank] = std::move(address);
-        joined_fds_.push_back(fd);
-      } catch (const dsm::error& e) {
-        fmt::print(stderr, "dsmrun: refused a rendezvous client: {}\n", e.message());
-        ::close(fd);
-        continue;
-      }
-      if (addresses_.size() == total_) send_tables();
+      rendezvous_client c;
+      c.fd = fd;
+      c.hello_by = clock_type::now() + hello_time;
+      clients_.push_back(std::move(c));
     }
   }
 
-  [[noreturn]] void refuse(rv::channel& ch, const std::string& reason) {
-    std::vector<std::byte> msg;
-    rv::append_u32(msg, rv::status_refused);
-    rv::append_blob(msg, rv::as_bytes(reason));
-    try {
-      ch.write_all(msg, "refusal");
-    } catch (const dsm::error&) {
+  void serve(rendezvous_client& c, short revents) {
+    if (c.fd < 0) return;
+    if (revents & POLLOUT) flush(c);
+    if (c.fd < 0 || !(revents & (POLLIN | POLLHUP | POLLERR))) return;
+    std::byte buf[16384];
+    bool closed = false;
+    for (;;) {
+      const ssize_t n = ::recv(c.fd, buf, sizeof buf, MSG_DONTWAIT);
+      if (n > 0) {
+        if (c.rank) c.notices.feed({buf, static_cast<std::size_t>(n)});
+        else c.in.insert(c.in.end(), buf, buf + n);
+        if (!c.rank && c.in.size() > 2 * rv::max_address_bytes) return refuse(c, "a hello longer than any");
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      closed = true;  // the client closed: a rank does at its end
+      break;
     }
-    throw dsm::error(dsm::errc::bootstrap, reason);
+    try {
+      if (!c.rank) take_hello(c);
+      while (c.rank && c.fd >= 0) {
+        const auto n = c.notices.next();
+        if (!n) break;
+        rank_process& p = procs_[*c.rank];
+        if (n->kind == rv::notice_goodbye) p.said_goodbye = true;
+        else if (n->kind == rv::notice_gave_up) p.gave_up = gave_up_report{n->rank, n->text, reports_++};
+        else throw dsm::error(dsm::errc::protocol, fmt::format("a rank sent notice kind {}", n->kind));
+      }
+    } catch (const dsm::error& e) {
+      fmt::print(stderr, "dsmrun: {} the rendezvous: {}\n",
+                 c.rank ? fmt::format("rank {} broke", *c.rank) : std::string("refused a client of"), e.message());
+      close_client(c);
+    }
+    if (closed) close_client(c);
+  }
+
+  void take_hello(rendezvous_client& c) {
+    std::string refusal;
+    const auto refuse_with = [&](const std::string& reason) { throw refusal_reason{reason}; };
+    try {
+      const auto h = rv::parse_hello(c.in, refuse_with);
+      if (!h) return;
+      if (!rv::same_token(h->token, rv::as_bytes(token_))) refuse_with("wrong token");
+      if (h->rank >= total_) refuse_with(fmt::format("rank {} of a {}-rank job", h->rank, total_));
+      if (addresses_.count(h->rank)) refuse_with(fmt::format("rank {} joined already", h->rank));
+      addresses_[h->rank] = h->address;
+      c.rank = h->rank;
+      c.in.clear();
+      procs_[h->rank].joined = true;
+    } catch (const refusal_reason& r) {
+      return refuse(c, r.text);
+    }
+    if (addresses_.size() == total_) send_tables();
+    // A rank that ended without joining leaves the others waiting for a
+    // table that can never be complete.
+    for (unsigned r = 0; r < procs_.size(); ++r)
+      if (procs_[r].exited && !procs_[r].joined)
+        fail(r, fmt::format("rank {} ({}) exited without joining the job", r, procs_[r].program), 1);
+  }
+
+  struct refusal_reason {
+    std::string text;
+  };
+
+  void refuse(rendezvous_client& c, const std::string& reason) {
+    fmt::print(stderr, "dsmrun: refused a rendezvous client: {}\n", reason);
+    rv::append_u32(c.out, rv::status_refused);
+    rv::append_blob(c.out, rv::as_bytes(reason));
+    c.close_after_out = true;
+    c.in.clear();
+    flush(c);
   }
 
   void send_tables() {
+    tables_sent_ = true;
     std::vector<std::byte> table;
     rv::append_u32(table, rv::status_ok);
     rv::append_u32(table, total_);
     for (const auto& [rank, address] : addresses_) rv::append_blob(table, address);
-    for (int fd : joined_fds_) {
-      rv::channel ch{fd, clock_type::now() + std::chrono::seconds(10), dsm::errc::bootstrap};
-      try {
-        ch.write_all(table, "address table");
-      } catch (const dsm::error& e) {
-        fail(fmt::format("sending the address table: {}", e.message()), 1);
+    for (auto& c : clients_)
+      if (c.rank && c.fd >= 0) {
+        c.out.insert(c.out.end(), table.begin(), table.end());
+        flush(c);
       }
+  }
+
+  // Writes what the socket takes now; the rest when it is writable.
+  void flush(rendezvous_client& c) {
+    while (!c.out.empty()) {
+      const ssize_t n = ::send(c.fd, c.out.data(), c.out.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0) {
+        c.out.erase(c.out.begin(), c.out.begin() + n);
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+      close_client(c);  // gone
+      return;
     }
+    if (c.close_after_out) close_client(c);
+  }
+
+  void close_client(rendezvous_client& c) {
+    if (c.fd >= 0) ::close(c.fd);
+    c.fd = -1;
   }
 
   void cleanup() {
-    for (int fd : joined_fds_) ::close(fd);
+    for (auto& c : clients_) close_client(c);
     ::close(listen_fd_);
     ::unlink(socket_path_.c_str());
     ::rmdir(dir_.c_str());
+    remove_directory(shm_dir_);
+    // The guardian's work is done.
+    [[maybe_unused]] const auto told = ::write(to_guardian_, "D", 1);
+    ::close(to_guardian_);
+    int status = 0;
+    ::waitpid(guardian_, &status, 0);
   }
 
   [[noreturn]] void die(const std::string& why) {
     fmt::print(stderr, "dsmrun: {}\n", why);
     if (!socket_path_.empty()) ::unlink(socket_path_.c_str());
     if (!dir_.empty()) ::rmdir(dir_.c_str());
+    remove_directory(shm_dir_);
+    if (to_guardian_ >= 0) {
+      [[maybe_unused]] const auto told = ::write(to_guardian_, "D", 1);
+      ::close(to_guardian_);
+    }
     std::exit(1);
   }
 
   options opt_;
   unsigned total_ = 0;
-  std::string dir_, socket_path_, token_;
-  int listen_fd_ = -1, signal_fd_ = -1;
+  std::string dir_, socket_path_, token_, shm_dir_;
+  int listen_fd_ = -1, signal_fd_ = -1, to_guardian_ = -1;
+  pid_t guardian_ = -1;
   sigset_t handled_{}, original_mask_{};
   std::vector<rank_process> procs_;
   std::vector<output_stream> streams_;
+  std::vector<rendezvous_client> clients_;
   std::map<std::uint32_t, std::vector<std::byte>> addresses_;
-  std::vector<int> joined_fds_;
+  std::uint64_t reports_ = 0;
+  std::optional<clock_type::time_point> blame_at_;
+  clock_type::time_point term_at_{};
+  bool termed_ = false, killed_ = false, tables_sent_ = false;
   std::optional<std::pair<std::string, int>> failure_;
 };
 

@@ -25,10 +25,10 @@ class queue_lock {
   queue_lock() : nodes_(allocate_collective<std::uint64_t>(words)), me_(static_cast<std::uint64_t>(rank())) {}
   queue_lock(const queue_lock&) = delete;
   queue_lock& operator=(const queue_lock&) = delete;
-  // Collective, except while an exception unwinds (see ~shared_array): then
-  // the nodes stay mapped until the runtime ends.
+  // Collective, except while an exception unwinds or in a failed job (see
+  // ~shared_array): then the nodes stay mapped until the runtime ends.
   ~queue_lock() {
-    if (std::uncaught_exceptions() > uncaught_at_construction_) return;
+    if (std::uncaught_exceptions() > uncaught_at_construction_ || detail::rt().job_failed()) return;
     try {
       barrier();  // nobody queues on a node that is about to go
       deallocate(nodes_[me_]);

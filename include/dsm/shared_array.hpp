@@ -108,9 +108,10 @@ class shared_array {
   // exception unwinds, it takes no collective step (it would pair with
   // whatever collective the other ranks are in, a barrier of theirs, say):
   // it leaves the runtime's barriers and its block stays mapped until the
-  // runtime ends.
+  // runtime ends. So too in a failed job (a peer died, a wait timed out),
+  // where every collective would fail at once.
   ~shared_array() {
-    if (std::uncaught_exceptions() > uncaught_at_construction_) {
+    if (std::uncaught_exceptions() > uncaught_at_construction_ || detail::rt().job_failed()) {
       detail::rt().leave_sync(&sync_);
       return;
     }

@@ -23,6 +23,7 @@ std::uint64_t sum_local(dsm::global_ptr<std::uint64_t> p, std::size_t n) {
 // Issue 15.7: sizes beyond the machine are refused before anything is
 // mapped, naming the object, the bytes asked and the bytes available.
 void too_large_allocations(int me) {
+  const auto allocations_before = dsm::detail::rt().stats().allocations;
   const auto contains = [](const std::string& text, const std::string& part) {
     const bool found = text.find(part) != std::string::npos;
     if (!found) fmt::print(stderr, "'{}' lacks '{}'\n", text, part);
@@ -67,6 +68,7 @@ void too_large_allocations(int me) {
     CHECK(contains(text, "bounded by the address space RLIMIT_AS leaves"));
     CHECK(::setrlimit(RLIMIT_AS, &saved) == 0);
   }
+  CHECK_EQ(dsm::detail::rt().stats().allocations, allocations_before);  // nothing was mapped
   // The job goes on: a small allocation still works.
   auto p = dsm::allocate<double>(16);
   CHECK(!p.is_null());
@@ -79,7 +81,7 @@ void malformed_messages(int me, int n) {
   auto& rt = dsm::detail::rt();
   const int victim = 0, sender = n - 1;
   const std::uint64_t before = rt.messages().rejected();
-  constexpr int expected = 9;
+  constexpr int expected = 11;
   dsm::barrier();  // `before` is read everywhere before anything is sent
   // Every rank is now at the same collective; the next one is current.
   const std::uint64_t current = rt.next_collective();
@@ -101,14 +103,18 @@ void malformed_messages(int me, int n) {
     send(dsm::detail::msg_segment_freed, ok(1, 0, 0));                               // generation 0
     send(dsm::detail::msg_free_ack, ok(3, 1, 0));                                    // no free pending
     send(dsm::detail::msg_rkey_request, ok(1, 1, 1), sizeof(message_header), std::vector<std::byte>(8));  // payload where none belongs
+    send(dsm::detail::msg_leaving, ok(7, 0, 0));                                     // no such way of leaving
+    send(dsm::detail::msg_leaving, ok(dsm::detail::leaving_failed, 0, 0), sizeof(message_header),
+         std::vector<std::byte>(dsm::detail::rendezvous::max_notice_text_bytes + 1));  // a reason past the limit
     rt.endpoints().mark_written(static_cast<std::size_t>(victim));
   }
   if (me == victim) {
     rt.worker().wait_until([&] { return rt.messages().rejected() - before >= expected; }, std::chrono::seconds(30),
                            [] { return std::string("the malformed messages to arrive"); });
     CHECK_EQ(rt.messages().rejected() - before, std::uint64_t(expected));
-    CHECK(rt.messages().last_rejection().find("rkey request") != std::string::npos);
+    CHECK(rt.messages().last_rejection().find("leaving notice of kind 1 with 4097 bytes") != std::string::npos);
     CHECK_EQ(rt.next_collective(), current);  // none of it was taken for a collective
+    CHECK(!rt.job_failed());                   // nor as a peer's leaving
   }
   // The job is unharmed.
   dsm::barrier();

@@ -337,6 +337,11 @@ void timed_out_get() {
       auto late = dsm::rget(p + 1);
       CHECK_ERROR(dsm::errc::timeout, (void)late.wait());
       CHECK_ERROR(dsm::errc::invalid_argument, (void)late.wait());  // never waited twice
+      // A timeout fails the job (later waits fail at once); this case
+      // knows rank 1 will answer again and goes on.
+      CHECK(w.job_failed());
+      CHECK_ERROR(dsm::errc::timeout, dsm::rget(p + 1).wait());
+      w.clear_failure();
     }  // nor by its destructor, which hands nothing back to the pool
     CHECK(w.quarantined() >= 1);
     w.set_timeout(normal);

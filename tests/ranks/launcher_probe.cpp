@@ -1,14 +1,29 @@
-// A program for testing dsmrun itself. Usage: launcher_probe MODE [ARG]
+// A program for testing dsmrun and the ways a job ends. Usage:
+// launcher_probe MODE [ARG...]
 //   hello           every rank prints "rank R of N"
 //   abort R         rank R says "rank R ends now" and aborts after joining;
 //                   the others wait in a barrier
-//   exit R C        the same, but rank R exits with code C
+//   exit R C        the same, but rank R exits with code C (std::_Exit: no
+//                   cleanup at all)
+//   std-exit R      the same, but rank R calls std::exit(0) with its
+//                   runtime alive
+//   kill R SIG      the same, but rank R raises SIG (KILL, SEGV, STOP)
 //   sleep S         every rank sleeps S seconds (for --timeout and signals)
 //   bad-token       rank 0 also knocks on the rendezvous with a wrong token
 //                   and checks it is refused
+//   chatty R N      every rank but R prints N numbered lines (stdout, fully
+//                   buffered by a plain program) and waits in a barrier;
+//                   rank R aborts once they all have
+//   silent-client   rank 0 connects to the rendezvous and says nothing,
+//                   holding the connection; every rank sleeps 30 s
+//   orphan          rank 0 leaves a background child holding its output
+//                   for 60 s, then every rank finishes
+// A rank that sees a dsm::error in the barrier prints "rank R: CATEGORY:
+// MESSAGE" and exits 1.
 #include <dsm/dsm.hpp>
 
 #include <fmt/format.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -16,20 +31,28 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <string_view>
 #include <thread>
 
 namespace rv = dsm::detail::rendezvous;
 
-static int knock_with_wrong_token() {
+namespace {
+
+int connect_to_rendezvous() {
   const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", std::getenv(rv::env_socket));
   if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
     fmt::print(stderr, "probe: cannot connect to the rendezvous\n");
-    return 1;
+    std::exit(1);
   }
+  return fd;
+}
+
+int knock_with_wrong_token() {
+  const int fd = connect_to_rendezvous();
   std::vector<std::byte> hello;
   rv::append_u32(hello, rv::hello_magic);
   rv::append_u32(hello, rv::protocol_version);
@@ -46,26 +69,75 @@ static int knock_with_wrong_token() {
   return status == rv::status_refused && text == "wrong token" ? 0 : 1;
 }
 
+// The others' side of a rank that ends: a barrier that must fail, fast,
+// naming what happened.
+int wait_for_the_end(int me) {
+  try {
+    dsm::barrier();
+    dsm::barrier();
+  } catch (const dsm::error& e) {
+    fmt::print("rank {}: {}: {}\n", me, dsm::to_string(e.category()), e.message());
+    return 1;
+  }
+  fmt::print("rank {}: the barrier completed\n", me);
+  return 0;
+}
+
+int signal_of(std::string_view name) {
+  if (name == "KILL") return SIGKILL;
+  if (name == "SEGV") return SIGSEGV;
+  if (name == "STOP") return SIGSTOP;
+  return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   const std::string_view mode = argc > 1 ? argv[1] : "hello";
   const int a = argc > 2 ? std::atoi(argv[2]) : 0, b = argc > 3 ? std::atoi(argv[3]) : 0;
+  const std::string_view third = argc > 3 ? argv[3] : "";
   dsm::runtime rt{argc, argv};
   const int me = dsm::rank();
   if (mode == "hello") {
     fmt::print("rank {} of {}\n", me, dsm::ranks());
-  } else if (mode == "abort" || mode == "exit") {
+  } else if (mode == "abort" || mode == "exit" || mode == "std-exit" || mode == "kill") {
     if (me == a) {
       // The test times the job's end from this line, not from its start.
       fmt::print("rank {} ends now\n", me);
       std::fflush(stdout);
       if (mode == "abort") std::abort();
+      if (mode == "std-exit") std::exit(0);
+      if (mode == "kill") {
+        ::raise(signal_of(third));
+        for (;;) ::pause();  // stopped: never resumed
+      }
       std::_Exit(b);
     }
-    dsm::barrier();  // never completes: the launcher must end us
+    return wait_for_the_end(me);
+  } else if (mode == "chatty") {
+    if (me != a)
+      for (int i = 0; i < b; ++i) fmt::print("rank {} line {}\n", me, i);
+    dsm::barrier();  // every line is printed (in a buffer)
+    if (me == a) {
+      fmt::print("rank {} ends now\n", me);
+      std::fflush(stdout);
+      std::abort();
+    }
+    return wait_for_the_end(me);
   } else if (mode == "sleep") {
     std::this_thread::sleep_for(std::chrono::seconds(a));
   } else if (mode == "bad-token") {
     if (me == 0 && knock_with_wrong_token() != 0) return 1;
+  } else if (mode == "silent-client") {
+    const int fd = me == 0 ? connect_to_rendezvous() : -1;
+    std::this_thread::sleep_for(std::chrono::seconds(30));
+    if (fd >= 0) ::close(fd);
+  } else if (mode == "orphan") {
+    if (me == 0 && ::fork() == 0) {
+      std::this_thread::sleep_for(std::chrono::seconds(60));
+      std::_Exit(0);
+    }
+    fmt::print("rank {} done\n", me);
   } else {
     fmt::print(stderr, "probe: unknown mode {}\n", mode);
     return 2;

@@ -26,7 +26,8 @@ inline void engine::obtain_exclusive(std::span<const std::size_t> wanted) {
   for (std::size_t u : wanted)
     rt_.worker().wait_until(
         [&] { return replica_.state_acquire(u) != pending; }, rt_.worker().timeout(),
-        [&] { return fmt::format("{}: unit {} from its home, rank {} (write miss)", object_, u, units_.home_of(u)); });
+        [&] { return fmt::format("{}: unit {} from its home, rank {} (write miss)", object_, u, units_.home_of(u)); },
+        static_cast<int>(units_.home_of(u)));
 }
 
 inline void engine::obtain_to_write(std::size_t unit) {

@@ -46,7 +46,7 @@ class release_counts {
   // an exception unwinds takes no collective step, so its count stays
   // mapped until the runtime ends, like its block.
   ~release_counts() {
-    if (std::uncaught_exceptions() > uncaught_at_construction_) return;
+    if (std::uncaught_exceptions() > uncaught_at_construction_ || rt_.job_failed()) return;
     try {
       dsm::deallocate(counts_[rt_.rank()]);
     } catch (const std::exception& e) {

@@ -7,6 +7,16 @@
 //   dsmrun -> rank   refusal: status 1, reason length, reason
 //                    table:   status 0, ranks, then per rank
 //                             (address length, address)
+//
+// The connection then stays open for the job's life, each side watching
+// it, and carries notices, each: kind, rank, text length, text.
+//   rank -> dsmrun   goodbye: the rank left its runtime after the final
+//                             barrier (rank: itself); an exit without one
+//                             is an early exit, even with code 0
+//                    gave up: a wait timed out (rank: the one awaited, or
+//                             no_rank), with the error's text
+//   dsmrun -> rank   ending:  the job is ending (rank: the one blamed, or
+//                             no_rank), with the cause
 #pragma once
 
 #include <dsm/error.hpp>
@@ -22,6 +32,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -43,6 +54,12 @@ inline constexpr const char* env_socket = "DSM_RENDEZVOUS";
 inline constexpr const char* env_token = "DSM_TOKEN";
 inline constexpr const char* env_rank = "DSM_RANK";
 inline constexpr const char* env_ranks = "DSM_RANKS";
+
+inline constexpr std::uint32_t notice_goodbye = 1;
+inline constexpr std::uint32_t notice_gave_up = 2;
+inline constexpr std::uint32_t notice_ending = 3;
+inline constexpr std::uint32_t notice_no_rank = 0xffffffff;
+inline constexpr std::size_t max_notice_text_bytes = 4096;
 
 inline void append_u32(std::vector<std::byte>& out, std::uint32_t v) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<std::byte>((v >> (8 * i)) & 0xff));
@@ -118,23 +135,44 @@ class channel {
   errc category_;
 };
 
-// A rank's hello, as dsmrun reads it. `refuse(reason)` (which must not
-// return) is called for a well-framed hello dsmrun will not take; a
-// truncated or oversized one is a dsm::error from the channel.
+// A rank's hello, as dsmrun reads it, from whatever has arrived so far (a
+// non-blocking socket): nullopt while it is incomplete. `refuse(reason)`
+// (which must not return) is called for a well-framed hello dsmrun will not
+// take; an oversized field is a dsm::error of errc::bootstrap.
 struct hello {
   std::uint32_t rank;
   std::vector<std::byte> token;
   std::vector<std::byte> address;
 };
 template <class Refuse>
-hello read_hello(channel& ch, Refuse&& refuse) {
-  if (ch.read_u32("hello") != hello_magic) refuse(std::string("not a dsm rendezvous hello"));
-  if (const auto v = ch.read_u32("hello"); v != protocol_version)
-    refuse(fmt::format("protocol version {}, dsmrun speaks {}", v, protocol_version));
-  hello h;
-  h.rank = ch.read_u32("hello");
-  h.token = ch.read_blob(max_token_bytes, "token");
-  h.address = ch.read_blob(max_address_bytes, "address");
+std::optional<hello> parse_hello(std::span<const std::byte> bytes, Refuse&& refuse) {
+  std::size_t at = 0;
+  const auto u32 = [&](std::uint32_t& v) {
+    if (bytes.size() - at < 4) return false;
+    v = 0;
+    for (int i = 0; i < 4; ++i) v |= std::uint32_t(std::to_integer<std::uint8_t>(bytes[at + i])) << (8 * i);
+    at += 4;
+    return true;
+  };
+  const auto blob = [&](std::size_t limit, std::string_view what, std::vector<std::byte>& out) {
+    std::uint32_t n = 0;
+    if (!u32(n)) return false;
+    if (n > limit)
+      throw error(errc::bootstrap, fmt::format("rendezvous: {}: length {} exceeds the limit of {}", what, n, limit));
+    if (bytes.size() - at < n) return false;
+    out.assign(bytes.begin() + static_cast<std::ptrdiff_t>(at), bytes.begin() + static_cast<std::ptrdiff_t>(at + n));
+    at += n;
+    return true;
+  };
+  std::uint32_t magic = 0, version = 0;
+  if (!u32(magic)) return std::nullopt;
+  if (magic != hello_magic) refuse(std::string("not a dsm rendezvous hello"));
+  if (!u32(version)) return std::nullopt;
+  if (version != protocol_version) refuse(fmt::format("protocol version {}, dsmrun speaks {}", version, protocol_version));
+  hello h{};
+  if (!u32(h.rank) || !blob(max_token_bytes, "token", h.token) || !blob(max_address_bytes, "address", h.address))
+    return std::nullopt;
+  if (at != bytes.size()) refuse(std::string("bytes after the hello, before the address table"));
   return h;
 }
 
@@ -153,6 +191,47 @@ inline std::vector<std::vector<std::byte>> read_table(channel& ch, std::uint32_t
   for (std::uint32_t r = 0; r < n; ++r) addresses.push_back(ch.read_blob(max_address_bytes, "reading an address"));
   return addresses;
 }
+
+struct notice {
+  std::uint32_t kind;
+  std::uint32_t rank;
+  std::string text;
+};
+
+inline std::vector<std::byte> encode(const notice& n) {
+  std::vector<std::byte> out;
+  append_u32(out, n.kind);
+  append_u32(out, n.rank);
+  const std::string_view text = std::string_view(n.text).substr(0, max_notice_text_bytes);
+  append_blob(out, {reinterpret_cast<const std::byte*>(text.data()), text.size()});
+  return out;
+}
+
+// Notices as they arrive on a non-blocking socket, in any pieces: feed()
+// what was read, next() each complete one. A malformed stream (unknown
+// kind, oversized text) is a dsm::error of errc::protocol.
+class notice_reader {
+ public:
+  void feed(std::span<const std::byte> bytes) { buffer_.insert(buffer_.end(), bytes.begin(), bytes.end()); }
+  std::optional<notice> next() {
+    if (buffer_.size() < 12) return std::nullopt;
+    const std::uint32_t kind = u32_at(0), rank = u32_at(4), length = u32_at(8);
+    if (kind < notice_goodbye || kind > notice_ending || length > max_notice_text_bytes)
+      throw error(errc::protocol, fmt::format("rendezvous: a notice of kind {} with {} bytes of text", kind, length));
+    if (buffer_.size() < 12 + std::size_t{length}) return std::nullopt;
+    notice n{kind, rank, std::string(reinterpret_cast<const char*>(buffer_.data() + 12), length)};
+    buffer_.erase(buffer_.begin(), buffer_.begin() + 12 + length);
+    return n;
+  }
+
+ private:
+  std::uint32_t u32_at(std::size_t at) const {
+    std::uint32_t v = 0;
+    for (int i = 0; i < 4; ++i) v |= std::uint32_t(std::to_integer<std::uint8_t>(buffer_[at + i])) << (8 * i);
+    return v;
+  }
+  std::vector<std::byte> buffer_;
+};
 
 // Compares without an early exit, so the time taken says nothing of where
 // a guessed token first differs.

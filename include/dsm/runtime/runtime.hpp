@@ -7,7 +7,12 @@
 #include <dsm/operators.hpp>
 #include <dsm/runtime/state.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <concepts>
 #include <cstddef>
 #include <cstring>
@@ -35,6 +40,24 @@ inline runtime_state*& current_runtime() noexcept {
 }
 }  // namespace detail
 
+namespace detail {
+// A process that exits (std::exit, or main returning while the runtime is
+// a static) with its runtime alive tells its peers, which would otherwise
+// wait for it until their waits time out.
+inline void leave_at_exit() noexcept {
+  if (runtime_state* r = current_runtime())
+    r->leave(leaving_failed, "it exited (std::exit) while its dsm::runtime was still alive");
+}
+
+// Every line a rank prints reaches the launcher (a pipe) as it is printed:
+// a rank ended by a signal, or by the launcher after another rank failed,
+// loses none of its finished lines in a full stdio buffer.
+inline void line_buffer_piped_stdout() noexcept {
+  struct stat st {};
+  if (::fstat(STDOUT_FILENO, &st) == 0 && S_ISFIFO(st.st_mode)) std::setvbuf(stdout, nullptr, _IOLBF, BUFSIZ);
+}
+}  // namespace detail
+
 // RAII: joins the job (dsmrun rendezvous, PMIx, or alone) on construction;
 // on destruction, a final barrier, then every resource is released.
 class runtime {
@@ -42,8 +65,11 @@ class runtime {
   runtime() : runtime(0, nullptr) {}
   runtime(int /*argc*/, char** /*argv*/) {
     if (detail::current_runtime() != nullptr) throw error(errc::invalid_argument, "a dsm::runtime exists already");
+    detail::line_buffer_piped_stdout();
     state_ = std::make_unique<detail::runtime_state>(detail::settings::from_environment());
     detail::current_runtime() = state_.get();
+    static const bool registered = std::atexit(&detail::leave_at_exit) == 0;
+    (void)registered;
   }
   runtime(const runtime&) = delete;
   runtime& operator=(const runtime&) = delete;

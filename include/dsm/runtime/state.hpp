@@ -14,6 +14,7 @@
 #include <dsm/detail/segment_record.hpp>
 #include <dsm/error.hpp>
 #include <dsm/runtime/bootstrap.hpp>
+#include <dsm/runtime/launcher_link.hpp>
 #include <dsm/runtime/mailbox.hpp>
 #include <dsm/runtime/memory_limits.hpp>
 #include <dsm/runtime/settings.hpp>
@@ -49,7 +50,12 @@ enum message_id : unsigned {
   msg_segment_freed = 4, // word: segment, generation, 0
   msg_free_ack = 5,      // word: segment, generation, 0
   msg_object = 6,        // word: object id, then two words the object defines
+  msg_leaving = 7,       // word: how (leaving_finished or leaving_failed), relayed (1: why is another's failure), 0; payload: why
 };
+
+// How a rank leaves the job, as it tells its peers.
+inline constexpr std::uint64_t leaving_finished = 0;  // after the final barrier: its endpoints close next
+inline constexpr std::uint64_t leaving_failed = 1;    // before it: the others cannot go on
 
 // Which collective a message belongs to: a barrier's message never
 // satisfies an allgather, and a rank that finds a peer in another
@@ -127,7 +133,21 @@ class runtime_state {
     membership_ = join_job(my_address, worker_.timeout());
     set_calling_rank(static_cast<int>(membership_.rank));
     messages_.set_job(membership_.rank, membership_.ranks);
-    endpoints_ = std::make_unique<transport::endpoints>(worker_, membership_.addresses);
+    launcher_ = std::make_unique<launcher_link>(membership_.rendezvous_fd, worker_);
+    // dsmrun learns of every failure it did not announce itself, with the
+    // rank to blame: so it can name the rank that stopped answering rather
+    // than the first that gave up on it. News of a peer's failure that
+    // finds this rank waiting for another names the one it waits for.
+    worker_.on_failure([this](errc category, const std::string& text, int culprit) {
+      if (launcher_->told_ending() || leaving_.load()) return;
+      const int awaited = worker_.awaited_now();
+      launcher_->gave_up(category == errc::peer_failure && awaited != transport::no_peer ? awaited : culprit, text);
+    });
+    finished_peers_.assign(membership_.ranks, 0);
+    gone_peers_.assign(membership_.ranks, 0);
+    endpoints_ = std::make_unique<transport::endpoints>(
+        worker_, membership_.addresses, membership_.rank,
+        [this](std::size_t r, ucs_status_t status) { on_peer_error(r, status); });
     messages_.set_endpoints(endpoints_.get());
     remote_.resize(membership_.ranks);
     worker_.start_progress_thread();
@@ -139,16 +159,25 @@ class runtime_state {
   runtime_state(const runtime_state&) = delete;
   runtime_state& operator=(const runtime_state&) = delete;
 
+  // A clean end: the final barrier, then this rank tells its peers and
+  // dsmrun that it finished. Unwinding from an error, or in a failed job,
+  // waiting for the other ranks could only hang: this rank tells its peers
+  // why it leaves (so that they end at once, under any launcher) and goes.
   ~runtime_state() {
-    // Unwinding from an error: the launcher ends the job; waiting for the
-    // other ranks here could only hang.
-    if (std::uncaught_exceptions() == 0) {
+    bool finished = false;
+    if (std::uncaught_exceptions() == 0 && !worker_.job_failed()) {
       try {
         barrier();
+        finished = true;
       } catch (const std::exception& e) {
         fmt::print(stderr, "dsm: rank {}: final barrier: {}\n", rank(), e.what());
       }
     }
+    leave(finished ? leaving_finished : leaving_failed,
+          finished ? std::string()
+          : worker_.job_failed()
+              ? worker_.failure()
+              : std::string("its program left dsm::runtime's scope by an exception"));
     if (settings_.stats)
       stats_.print(stderr, static_cast<int>(rank()), messages_.sent(), messages_.received(), messages_.rejected());
     worker_.stop_progress_thread();
@@ -159,8 +188,47 @@ class runtime_state {
     for (std::size_t id = 0; id < slots_.size(); ++id)
       if (slots_[id].live) local_segments().retire(static_cast<std::uint16_t>(id));
     slots_.clear();
+    worker_.watch(-1, {});
+    launcher_.reset();
     leave_job(membership_);
     set_calling_rank(no_rank);
+  }
+
+  // Whether the job has failed on this rank (a peer died or left early, a
+  // wait timed out, the launcher ended it): destructors then take no
+  // collective step.
+  bool job_failed() const noexcept { return worker_.job_failed(); }
+
+  // Tells every peer (and dsmrun, on a clean end) that this rank leaves,
+  // and how; best effort and bounded. Also the path of a process exiting
+  // with its runtime still alive (std::exit), through dsm::runtime.
+  // A failure learnt from elsewhere (a peer's, or dsmrun's word) is
+  // relayed as it is: the peers learn the first cause, not this rank.
+  void leave(std::uint64_t how, const std::string& why) noexcept {
+    if (leaving_.exchange(true)) return;
+    try {
+      const std::uint64_t relayed = worker_.job_failed() && worker_.failure_category() == errc::peer_failure;
+      std::vector<std::uint8_t> finished, gone;
+      {
+        const auto g = worker_.lock();
+        finished = finished_peers_;
+        gone = gone_peers_;
+      }
+      // Not to a peer that is gone: the send would never complete.
+      for (std::uint32_t r = 0; r < ranks(); ++r)
+        if (r != rank() && !gone[r] && !(how == leaving_failed && finished[r]))
+          messages_.send(*endpoints_, r, msg_leaving, {0, 0, {how, relayed, 0}}, rendezvous::as_bytes(why));
+      // Delivered before the endpoints close (a peer must not mistake
+      // the close of a finished rank for its death); a failing rank's news
+      // is best effort, and a peer that died meanwhile never completes it.
+      const transport::deadline until{how == leaving_finished ? std::chrono::milliseconds(1000)
+                                                              : std::chrono::milliseconds(200)};
+      while (messages_.in_flight() > 0 && !until.passed()) worker_.progress();
+    } catch (const std::exception&) {
+      // A peer already gone: what it would have been told no longer matters.
+    }
+    if (how == leaving_finished) launcher_->goodbye();
+    launcher_->leaving();
   }
 
   std::uint32_t rank() const noexcept { return membership_.rank; }
@@ -525,7 +593,8 @@ class runtime_state {
           return other.has_value();
         },
         worker_.timeout(),
-        [&] { return fmt::format("{} {} (round {}) from rank {}", to_string(k), seq, round, from); });
+        [&] { return fmt::format("{} {} (round {}) from rank {}", to_string(k), seq, round, from); },
+        static_cast<int>(from));
     if (!got)
       throw error(errc::collective_mismatch,
                   fmt::format("collective {}: this rank is in {}, rank {} in {}", seq, to_string(k), from,
@@ -536,7 +605,8 @@ class runtime_state {
   template <class Describe>
   std::vector<std::byte> await(const mail_key& key, Describe&& describe) {
     std::optional<std::vector<std::byte>> got;
-    worker_.wait_until([&] { return (got = mail_.take(key)).has_value(); }, worker_.timeout(), describe);
+    worker_.wait_until([&] { return (got = mail_.take(key)).has_value(); }, worker_.timeout(), describe,
+                       static_cast<int>(key.source));
     return std::move(*got);
   }
 
@@ -717,6 +787,21 @@ class runtime_state {
     messages_.on(msg_object, "object", [this](const transport::message_header& h, std::span<const std::byte> payload) {
       deliver_to_object(h, payload);
     });
+    messages_.on(msg_leaving, "leaving", [this](const transport::message_header& h, std::span<const std::byte> payload) {
+      if (h.word[0] > leaving_failed || h.word[1] > 1 || h.word[2] != 0 ||
+          payload.size() > rendezvous::max_notice_text_bytes)
+        throw error(errc::protocol, fmt::format("leaving notice of kind {} with {} bytes", h.word[0], payload.size()));
+      if (h.word[0] == leaving_finished) {
+        finished_peers_[h.source_rank] = 1;
+        return;
+      }
+      gone_peers_[h.source_rank] = 1;
+      if (leaving_.load()) return;  // this rank is going anyway
+      const std::string_view why(reinterpret_cast<const char*>(payload.data()), payload.size());
+      worker_.fail_job(errc::peer_failure,
+                       h.word[1] ? std::string(why) : fmt::format("rank {} left the job: {}", h.source_rank, why),
+                       static_cast<int>(h.source_rank));
+    });
     messages_.on(msg_free_ack, "free ack", [this](const transport::message_header& h, std::span<const std::byte> payload) {
       const std::uint64_t id = h.word[0], generation = h.word[1];
       const bool expected = id < slots_.size() && slots_[id].dying && slots_[id].generation == generation &&
@@ -724,6 +809,23 @@ class runtime_state {
       if (!expected) throw error(errc::protocol, fmt::format("unexpected free ack for segment {} generation {}", id, generation));
       mail_.deposit({channel::free_ack, id, generation, h.source_rank}, {});
     });
+  }
+
+  // UCX's error callback: rank r's endpoint failed. Expected of a rank
+  // that finished (its endpoints close) and once this rank is leaving.
+  // Under dsmrun, which knows how the rank ended, its word is awaited a
+  // moment first.
+  void on_peer_error(std::size_t r, ucs_status_t status) {
+    if (r == rank() || finished_peers_[r]) return;
+    gone_peers_[r] = 1;
+    if (leaving_.load()) return;
+    auto text = fmt::format("rank {} is unreachable ({}): it ended without leaving the job (killed, crashed or "
+                            "exited early), or its machine is gone",
+                            r, ucs_status_string(status));
+    if (membership_.rendezvous_fd >= 0)
+      worker_.fail_job_soon(errc::peer_failure, std::move(text), static_cast<int>(r), std::chrono::milliseconds(300));
+    else
+      worker_.fail_job(errc::peer_failure, std::move(text), static_cast<int>(r));
   }
 
   struct pending_rkey {
@@ -745,6 +847,10 @@ class runtime_state {
   transport::worker worker_;
   transport::active_messages messages_;
   membership membership_;
+  std::unique_ptr<launcher_link> launcher_;
+  std::vector<std::uint8_t> finished_peers_;  // by rank: said it finished (under the worker lock)
+  std::vector<std::uint8_t> gone_peers_;      // by rank: left failing, or its endpoint failed (ditto)
+  std::atomic<bool> leaving_{false};
   std::vector<peer> peers_;      // by rank
   std::unique_ptr<transport::endpoints> endpoints_;
   mailbox mail_;

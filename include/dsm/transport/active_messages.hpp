@@ -104,6 +104,8 @@ class active_messages {
   std::uint64_t rejected() const noexcept { return rejected_.load(std::memory_order_acquire); }
   std::uint64_t received() const noexcept { return received_.load(); }
   std::uint64_t sent() const noexcept { return sent_.load(); }
+  // Sent messages UCX has not completed yet.
+  std::uint64_t in_flight() const noexcept { return in_flight_.load(std::memory_order_relaxed); }
   std::string last_rejection() const {
     const std::lock_guard g{rejection_mutex_};
     return last_rejection_;
@@ -223,7 +225,7 @@ class active_messages {
   std::uint32_t rank_ = 0;
   std::uint32_t ranks_ = 0;
   std::map<unsigned, std::unique_ptr<registration>> handlers_;
-  std::atomic<std::uint64_t> rejected_{0}, received_{0}, sent_{0};
+  std::atomic<std::uint64_t> rejected_{0}, received_{0}, sent_{0}, in_flight_{0};
   mutable std::mutex rejection_mutex_;
   std::string last_rejection_;
 };

@@ -1,31 +1,52 @@
 // One endpoint per rank (this rank included, through UCX's self transport),
 // and the set of peers written since the last flush, so that a fence
-// flushes only those.
+// flushes only those. Endpoints run with UCX's peer error handling: a peer
+// that dies (its connection reset, its process gone at a keepalive round)
+// is reported to on_peer_error, on the thread progressing the worker.
 #pragma once
 
+#include <dsm/transport/clock.hpp>
 #include <dsm/transport/status.hpp>
 #include <dsm/transport/worker.hpp>
 
 #include <fmt/format.h>
 #include <ucp/api/ucp.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
+#include <functional>
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <vector>
 
 namespace dsm::transport {
 
 class endpoints {
  public:
-  endpoints(worker& w, std::span<const std::vector<std::byte>> addresses) : worker_(w) {
+  using peer_error_handler = std::function<void(std::size_t rank, ucs_status_t status)>;
+
+  // `self`: this rank's own index, whose endpoint needs no error handling
+  // (UCX's self transport offers none: requiring it would route a rank's
+  // operations on its own memory through shared memory).
+  endpoints(worker& w, std::span<const std::vector<std::byte>> addresses, std::size_t self,
+            peer_error_handler on_peer_error = {})
+      : worker_(w), on_peer_error_(std::move(on_peer_error)), contexts_(addresses.size()) {
     eps_.reserve(addresses.size());
     written_.assign(addresses.size(), 0);
     const auto g = w.lock();
     for (std::size_t r = 0; r < addresses.size(); ++r) {
+      contexts_[r] = {this, r};
       ucp_ep_params_t params{};
       params.field_mask = UCP_EP_PARAM_FIELD_REMOTE_ADDRESS;
       params.address = reinterpret_cast<const ucp_address_t*>(addresses[r].data());
+      if (r != self) {
+        params.field_mask |= UCP_EP_PARAM_FIELD_ERR_HANDLING_MODE | UCP_EP_PARAM_FIELD_ERR_HANDLER;
+        params.err_mode = UCP_ERR_HANDLING_MODE_PEER;
+        params.err_handler.cb = &endpoints::peer_failed;
+        params.err_handler.arg = &contexts_[r];
+      }
       ucp_ep_h ep = nullptr;
       if (const ucs_status_t s = ucp_ep_create(w.handle(), &params, &ep); s != UCS_OK) {
         close_all();
@@ -70,7 +91,8 @@ class endpoints {
   }
 
   // Closes every endpoint without waiting for peers (all traffic has been
-  // flushed and every rank has passed the final barrier by then).
+  // flushed and every rank has passed the final barrier by then, or the
+  // job has failed). Bounded by a second: a failed peer cannot hold it.
   void close_all() noexcept {
     std::vector<void*> requests;
     {
@@ -84,14 +106,28 @@ class endpoints {
       }
       eps_.clear();
     }
-    try {
-      wait_all(requests, "endpoint close");
-    } catch (const std::exception& e) {
-      fmt::print(stderr, "dsm: closing endpoints: {}\n", e.what());
+    const deadline until{std::chrono::seconds(1)};
+    for (bool pending = !requests.empty(); pending && !until.passed();) {
+      worker_.progress();
+      const auto g = worker_.lock();
+      pending = std::any_of(requests.begin(), requests.end(),
+                            [](void* r) { return ucp_request_check_status(r) == UCS_INPROGRESS; });
     }
+    const auto g = worker_.lock();
+    for (void* r : requests)
+      if (ucp_request_check_status(r) != UCS_INPROGRESS) ucp_request_free(r);  // else UCX still owns it
   }
 
  private:
+  struct peer_context {
+    endpoints* self;
+    std::size_t rank;
+  };
+  static void peer_failed(void* arg, ucp_ep_h, ucs_status_t status) {
+    const auto* c = static_cast<const peer_context*>(arg);
+    if (c->self->on_peer_error_) c->self->on_peer_error_(c->rank, status);
+  }
+
   void wait_all(std::vector<void*>& requests, const char* what) {
     std::size_t done = 0;
     worker_.wait_until(
@@ -111,6 +147,8 @@ class endpoints {
   }
 
   worker& worker_;
+  peer_error_handler on_peer_error_;
+  std::vector<peer_context> contexts_;  // sized once: UCX holds their addresses
   std::vector<ucp_ep_h> eps_;
   std::vector<std::uint8_t> written_;
   std::vector<std::uint32_t> written_list_;

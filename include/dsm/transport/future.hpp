@@ -151,7 +151,7 @@ class future {
     if (request_) {
       try {
         worker_->wait_until([this] { return request_done(); }, worker_->timeout(),
-                            [this] { return fmt::format("{} rank {}", label_.operation, label_.peer); });
+                            [this] { return fmt::format("{} rank {}", label_.operation, label_.peer); }, label_.peer);
       } catch (...) {
         abandon();
         throw;

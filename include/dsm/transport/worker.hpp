@@ -17,11 +17,15 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <functional>
+#include <string>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <optional>
+#include <utility>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -37,6 +41,7 @@ constexpr std::string_view to_string(progress_mode m) noexcept {
 class worker {
  public:
   explicit worker(progress_mode mode) : mode_(mode) {
+    enable_peer_failure_detection();
     ucp_config_t* config = nullptr;
     check(ucp_config_read(nullptr, nullptr, &config), "config_read");
     ucp_params_t params{};
@@ -132,23 +137,110 @@ class worker {
     return quarantined_.size();
   }
 
+  // ---- the job's health ------------------------------------------------
+  //
+  // Once a peer has failed, or a wait ran out of time (a rank stopped
+  // answering), the job is failed: every wait from then on throws that
+  // error at once, so that unwinding and destructors add no timeouts of
+  // their own. The first failure is kept.
+  // `culprit`: the rank that failed or did not answer, if one is known.
+  void fail_job(errc category, std::string message, int culprit = no_peer) {
+    {
+      const std::lock_guard g{failure_mutex_};
+      if (failed_.load(std::memory_order_relaxed)) return;
+      failure_category_ = category;
+      failure_message_ = message;
+      soon_.reset();
+      failed_.store(true, std::memory_order_release);
+    }
+    if (on_failure_) on_failure_(category, message, culprit);
+  }
+  // A failure that takes effect `delay` from now unless another comes
+  // first (a peer's death seen by UCX, when the launcher may yet say how
+  // it died).
+  void fail_job_soon(errc category, std::string message, int culprit, std::chrono::milliseconds delay) {
+    const std::lock_guard g{failure_mutex_};
+    if (failed_.load(std::memory_order_relaxed) || soon_) return;
+    soon_ = {category, std::move(message), culprit, clock_type::now() + delay};
+  }
+  bool job_failed() const noexcept { return failed_.load(std::memory_order_acquire); }
+  // What kind of failure it is (peer_failure: learnt from elsewhere).
+  errc failure_category() const {
+    const std::lock_guard g{failure_mutex_};
+    return failure_category_;
+  }
+  // The failure's text ("" while the job is healthy).
+  std::string failure() const {
+    const std::lock_guard g{failure_mutex_};
+    return failed_.load(std::memory_order_relaxed) ? failure_message_ : std::string();
+  }
+  [[noreturn, gnu::cold, gnu::noinline]] void throw_failure() const {
+    const std::lock_guard g{failure_mutex_};
+    throw error(failure_category_, failure_message_);
+  }
+  // For tests that time a wait out on purpose and go on.
+  void clear_failure() {
+    const std::lock_guard g{failure_mutex_};
+    failed_.store(false, std::memory_order_release);
+    failure_message_.clear();
+    soon_.reset();
+  }
+  // Told of the job's failure, once: its category, text and culprit (for
+  // a wait that timed out, the rank awaited).
+  using failure_handler = std::function<void(errc, const std::string&, int culprit)>;
+  void on_failure(failure_handler f) { on_failure_ = std::move(f); }
+
+  // A descriptor watched while the program waits and by the progress
+  // thread (the launcher's connection): on_readable runs when it is, on
+  // one thread at a time, without the worker lock.
+  // watch(-1, {}) from inside on_readable stops watching.
+  void watch(int fd, std::function<void()> on_readable) {
+    if (fd >= 0) on_readable_ = std::move(on_readable);
+    watched_fd_.store(fd, std::memory_order_release);
+  }
+
   // Progresses until done() holds; past `limit`, a dsm::error naming what
-  // describe() returns (called only then, so waiting formats nothing).
-  // Yields the CPU after a run of idle rounds: ranks often outnumber cores.
+  // describe() returns (called only then, so waiting formats nothing) and
+  // `awaited`, the rank that did not answer, if one did not. A failed job
+  // fails the wait at once. Yields the CPU after a run of idle rounds:
+  // ranks often outnumber cores.
   template <class Done, class Describe>
-  void wait_until(Done&& done, std::chrono::duration<double> limit, Describe&& describe) {
+  void wait_until(Done&& done, std::chrono::duration<double> limit, Describe&& describe, int awaited = no_peer) {
     if (done()) return;
+    if (job_failed()) [[unlikely]] throw_failure();
     const polling_scope polling{*this};
+    const awaiting_scope awaiting{*this, awaited};
     const deadline until{limit};
     for (unsigned idle = 0;;) {
       idle = progress() ? 0 : idle + 1;
       if (done()) return;
       if (idle >= 64) {
         idle = 0;
-        if (until.passed()) until.expire(describe());
+        look_at_watched();
+        if (job_failed()) throw_failure();
+        if (until.passed()) expire(until, describe(), awaited);
         sched_yield();
       }
     }
+  }
+
+  // Whether the watched descriptor has something, at most every few
+  // milliseconds (a system call).
+  // Also where a failure due soon takes effect.
+  void look_at_watched() {
+    const auto now = clock_type::now();
+    if (now < next_look_) return;
+    next_look_ = now + std::chrono::milliseconds(5);
+    if (const int fd = watched_fd_.load(std::memory_order_acquire); fd >= 0) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 0) > 0) serve_watched();
+    }
+    std::optional<soon_failure> due;
+    {
+      const std::lock_guard g{failure_mutex_};
+      if (soon_ && now >= soon_->at) due = std::exchange(soon_, std::nullopt);
+    }
+    if (due) fail_job(due->category, std::move(due->message), due->culprit);
   }
 
   void start_progress_thread() {
@@ -204,8 +296,60 @@ class worker {
     });
   }
 
+  // The rank the program's thread waits for now, if any: a failure that
+  // arrives meanwhile is reported with it (the news of a peer's failure
+  // may come from a rank that gave up, while this one was stuck on another).
+  class awaiting_scope {
+   public:
+    awaiting_scope(worker& w, int awaited) noexcept : w_(w), outer_(w.awaited_.exchange(awaited)) {}
+    ~awaiting_scope() { w_.awaited_.store(outer_); }
+    awaiting_scope(const awaiting_scope&) = delete;
+    awaiting_scope& operator=(const awaiting_scope&) = delete;
+
+   private:
+    worker& w_;
+    int outer_;
+  };
+
+ public:
+  // See awaiting_scope (no_peer outside a wait).
+  int awaited_now() const noexcept { return awaited_.load(); }
+
+ private:
+  [[noreturn]] void expire(const deadline& until, std::string what, int awaited) {
+    try {
+      until.expire(what);
+    } catch (const error& e) {
+      fail_job(errc::timeout, e.message(), awaited);
+      throw;
+    }
+  }
+
+  void serve_watched() {
+    const std::unique_lock g{watch_mutex_, std::try_to_lock};
+    if (g.owns_lock() && on_readable_) on_readable_();
+  }
+
+  // UCX reports a peer that died (its endpoint's error callback) only with
+  // error handling enabled; shared-memory transports then check that the
+  // peer's process still exists, at every keepalive round. Set here, unless
+  // the user set them, before UCX reads its configuration.
+  static void enable_peer_failure_detection() {
+    if (may_use_shared_memory(std::getenv("UCX_TLS"))) ::setenv("UCX_MM_ERROR_HANDLING", "y", 0);
+    ::setenv("UCX_KEEPALIVE_INTERVAL", "500ms", 0);
+  }
+  // Whether UCX_TLS leaves UCX its shared-memory transports (else it warns
+  // of their settings as unused).
+  static bool may_use_shared_memory(const char* tls) {
+    if (tls == nullptr || *tls == '\0' || *tls == '^') return true;
+    const std::string list = std::string(",") + tls + ",";
+    for (const char* name : {",posix,", ",sysv,", ",sm,", ",shm,", ",mm,", ",all,"})
+      if (list.find(name) != std::string::npos) return true;
+    return false;
+  }
+
   void run_progress_thread(int worker_fd) {
-    pollfd fds[2] = {{worker_fd, POLLIN, 0}, {stop_fd_, POLLIN, 0}};
+    pollfd fds[3] = {{worker_fd, POLLIN, 0}, {stop_fd_, POLLIN, 0}, {-1, POLLIN, 0}};
     // The program's waits as of this thread's last look: kept across
     // wake-ups, so that a program computing outside dsm is served at once
     // (not after a nap per event).
@@ -233,8 +377,10 @@ class worker {
       if (armed == UCS_ERR_BUSY) continue;  // events arrived meanwhile
       // The timeout bounds how long an event that raced with arming can
       // wait; the main thread progresses during its own waits anyway.
-      ::poll(fds, 2, 100);
+      fds[2].fd = watched_fd_.load(std::memory_order_acquire);
+      ::poll(fds, fds[2].fd >= 0 ? 3 : 2, 100);
       if (fds[1].revents & POLLIN) return;
+      if (fds[2].fd >= 0 && (fds[2].revents & (POLLIN | POLLHUP | POLLERR))) serve_watched();
     }
   }
 
@@ -249,6 +395,23 @@ class worker {
   std::atomic<int> program_polling_{0};         // waits of the program's thread in progress
   std::atomic<std::uint64_t> program_waits_{0};  // waits it has finished
   std::atomic<bool> stopping_{false};
+  std::atomic<bool> failed_{false};
+  std::atomic<int> awaited_{no_peer};
+  mutable std::mutex failure_mutex_;
+  errc failure_category_ = errc::peer_failure;
+  std::string failure_message_;
+  struct soon_failure {
+    errc category;
+    std::string message;
+    int culprit;
+    clock_type::time_point at;
+  };
+  std::optional<soon_failure> soon_;  // under failure_mutex_
+  failure_handler on_failure_;
+  std::atomic<int> watched_fd_{-1};
+  std::function<void()> on_readable_;
+  std::mutex watch_mutex_;
+  clock_type::time_point next_look_{};
   static constexpr std::chrono::microseconds stand_aside_nap{200};
 };
 
