@@ -405,8 +405,9 @@ class runtime_state {
       if (bytes > segment_limit_of(r))
         throw error(errc::out_of_memory,
                     fmt::format("{}: {} bytes per rank asked; rank {} can map at most {} bytes (its physical memory or "
-                                "DSM_MAX_SEGMENT_BYTES)",
-                                object, bytes, r, segment_limit_of(r)));
+                                "DSM_MAX_SEGMENT_BYTES; on rank {} now: {})",
+                                object, bytes, r, segment_limit_of(r), rank(),
+                                mappable_now(segment_limit_of(rank()), settings_).details));
   }
 
   // Collective: one segment of `bytes` per rank, every rank's key known to
