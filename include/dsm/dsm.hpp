@@ -11,6 +11,7 @@
 #include <dsm/allocate.hpp>
 #include <dsm/rma.hpp>
 #include <dsm/lock.hpp>
+#include <dsm/signal.hpp>
 #include <dsm/distribution.hpp>
 #include <dsm/coherence/direct.hpp>
 #include <dsm/coherence/migratory.hpp>

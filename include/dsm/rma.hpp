@@ -80,6 +80,45 @@ future<> rput(const T& value, global_ptr<T> dst) {
   }
 }
 
+// Completion at the target (UPC++'s remote_cx): rput(src, n, p,
+// dsm::remote_cx).wait() returns once the bytes are in the target's
+// memory, where any rank's later get finds them; plain wait() means only
+// that `src` may be reused.
+struct remote_completion {
+  explicit constexpr remote_completion() = default;
+};
+inline constexpr remote_completion remote_cx{};
+
+template <global_element T>
+future<> rput(const T* src, std::size_t n, global_ptr<T> dst, remote_completion) {
+  const std::uint64_t bytes = detail::element_bytes<T>(n, "rput");
+  return detail::one_sided(
+      detail::direction::put, dst, bytes, "rput",
+      [&](std::byte* at) {
+        std::memmove(at, src, bytes);
+        return future<>{};
+      },
+      [&](detail::runtime_state& r, const transport::remote_address& to) {
+        return transport::put_remote_complete(r.worker(), r.endpoints(), src, bytes, to);
+      });
+}
+
+template <global_element T>
+  requires(sizeof(T) <= detail::op_buffer::capacity)
+future<> rput(const T& value, global_ptr<T> dst, remote_completion) {
+  return detail::one_sided(
+      detail::direction::put, dst, sizeof(T), "rput",
+      [&](std::byte* at) {
+        std::memcpy(at, &value, sizeof(T));
+        return future<>{};
+      },
+      [&](detail::runtime_state& r, const transport::remote_address& to) {
+        detail::op_buffer* b = detail::op_buffer_pool::take();
+        std::memcpy(b->bytes, &value, sizeof(T));
+        return transport::put_remote_complete(r.worker(), r.endpoints(), b->bytes, sizeof(T), to, b);
+      });
+}
+
 // Copies n elements from p .. p+n into local dst.
 template <class T>
   requires global_element<std::remove_const_t<T>>

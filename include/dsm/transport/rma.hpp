@@ -63,6 +63,35 @@ future<> put_value(worker& w, endpoints& eps, const T& value, const remote_addre
   return future<>(w, req, buffer, {"put", to.rank});
 }
 
+// A put whose future completes when the bytes are at the target (not only
+// when `src` may be reused): the put, then a flush of the peer's endpoint,
+// which completes after everything posted to it. The put's own request is
+// left to UCX (freed when done: the flush outlives it). `keep` (a pooled
+// buffer holding the source) is released with the future.
+inline future<> put_remote_complete(worker& w, endpoints& eps, const void* src, std::size_t bytes,
+                                    const remote_address& to, detail::op_buffer* keep = nullptr) {
+  ucp_request_param_t param = no_parameters();
+  ucs_status_ptr_t flush;
+  {
+    const auto g = w.lock();
+    const ucs_status_ptr_t put = ucp_put_nbx(eps[to.rank], src, bytes, to.address, to.rkey, &param);
+    if (UCS_PTR_IS_ERR(put)) {
+      if (keep) detail::op_buffer_pool::give_back(keep);
+      throw_status(UCS_PTR_STATUS(put), "put", to.rank);
+    }
+    if (put != nullptr) ucp_request_free(put);
+    flush = ucp_ep_flush_nbx(eps[to.rank], &param);
+  }
+  return future<>(w, flush, keep, {"put (remote completion)", to.rank});
+}
+
+// Operations posted after this complete at their targets after those
+// posted before (UCX's worker fence): a signal never overtakes its data.
+inline void order_after_posted(worker& w) {
+  const auto g = w.lock();
+  check(ucp_worker_fence(w.handle()), "worker_fence");
+}
+
 inline future<> get(worker& w, endpoints& eps, void* dst, std::size_t bytes, const remote_address& from) {
   ucp_request_param_t param = no_parameters();
   ucs_status_ptr_t req;
