@@ -7,6 +7,7 @@
 #include <dsm/detail/element_layout.hpp>
 #include <dsm/detail/type_name.hpp>
 #include <dsm/global_ptr.hpp>
+#include <dsm/collectives.hpp>
 #include <dsm/runtime/runtime.hpp>
 
 #include <fmt/format.h>
@@ -61,6 +62,9 @@ void check_element_layout(std::string_view object) {
 template <class T>
 std::vector<global_ptr<T>> allocate_collective_of(std::size_t n_per_rank, std::string_view object,
                                                   std::byte* at = nullptr) {
+  // Every collective inside carries the object's name and size: a rank
+  // allocating something else at this point is a mismatch, named.
+  const runtime_state::operation_scope scope(rt(), fmt::format("{}: {} x {} per rank", object, n_per_rank, type_name<T>()));
   check_element_layout<T>(object);
   const auto segments = rt().allocate_collective(element_bytes<T>(n_per_rank, "allocate_collective"), at, object);
   std::vector<global_ptr<T>> blocks;

@@ -7,6 +7,8 @@
 #include <dsm/arch.hpp>
 #include <dsm/transport.hpp>
 #include <dsm/runtime/runtime.hpp>
+#include <dsm/team.hpp>
+#include <dsm/collectives.hpp>
 #include <dsm/global_ptr.hpp>
 #include <dsm/allocate.hpp>
 #include <dsm/rma.hpp>

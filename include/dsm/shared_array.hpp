@@ -22,6 +22,7 @@
 #include <dsm/distribution.hpp>
 #include <dsm/global_ref.hpp>
 #include <dsm/runtime/runtime.hpp>
+#include <dsm/signal.hpp>
 
 #include <fmt/format.h>
 #include <range/v3/view/iota.hpp>
@@ -69,6 +70,11 @@ class shared_array {
   shared_array(std::size_t n, D layout, unit_size unit, std::string name = {})
       : layout_{dsm::distribution(layout, n, static_cast<std::size_t>(ranks())), {}, std::move(name), {}, 0, unit, {}} {
     layout_.description = describe();
+    // Every collective of the construction names the array, its size, layout and unit.
+    const detail::runtime_state::operation_scope scope(
+        detail::rt(), fmt::format("{} of {} elements ({} of {}, unit {} B)", layout_.description, n,
+                                  layout_.distribution.layout() == dsm::distribution::kind::block ? "blocks" : "block_cyclic",
+                                  layout_.distribution.block_size(), unit.bytes));
     layout_.object_id = detail::rt().next_collective();  // the same on every rank
     me_ = static_cast<std::size_t>(rank());
     // Caching policies' blocks hold whole units (unit_map::slot_elements_of),
@@ -116,6 +122,7 @@ class shared_array {
       return;
     }
     try {
+      const detail::runtime_state::operation_scope scope(detail::rt(), "the destruction of " + describe());
       detail::rt().leave_sync(&sync_);
       state_->arrive();
       barrier();
@@ -243,6 +250,52 @@ class shared_array {
       throw error(errc::invalid_argument, fmt::format("{}: advise with advice {}: expected willneed or dontneed", describe(),
                                                       static_cast<int>(a)));
     if constexpr (requires { state_->advise(first, count, a); }) state_->advise(first, count, a);
+  }
+
+  // A flag element, as OpenSHMEM's signals, under any policy. signal(i, v)
+  // is a release (this rank's writes to every array go home, as unlock
+  // sends them) and then sets (or adds v to) element i at its home;
+  // wait_until(i, c, v) reads the home's element, never a cached copy,
+  // until `element c v` holds, then acquires (as lock does): what the
+  // signalling rank wrote before its signal is visible after. A flag is
+  // written only by signal() (a policy's write could wait in a cache for
+  // the next release) and read with wait_until() or test().
+  void wait_until(std::size_t i, cmp c, std::type_identity_t<T> value) {
+    static_assert(transport::atomic_word<T>, "dsm::shared_array::wait_until: a flag is a 32- or 64-bit integer");
+    check_index(i, "wait_until");
+    (void)detail::await_word(layout_.pointer(i), c, value, [&] { return fmt::format("{}[{}]", describe(), i); });
+    detail::rt().acquire();
+  }
+  bool test(std::size_t i, cmp c, std::type_identity_t<T> value) {
+    static_assert(transport::atomic_word<T>, "dsm::shared_array::test: a flag is a 32- or 64-bit integer");
+    check_index(i, "test");
+    const global_ptr<T> p = layout_.pointer(i);
+    T now;
+    if (p.is_local()) {
+      detail::rt().worker().progress();
+      now = detail::own_word(p, "test").load(std::memory_order_acquire);
+    } else {
+      now = atomic_load(p).wait();
+    }
+    if (!holds(now, c, value)) return false;
+    detail::rt().acquire();
+    return true;
+  }
+  void signal(std::size_t i, std::type_identity_t<T> value, signal_op op = signal_op::set) {
+    static_assert(transport::atomic_word<T>, "dsm::shared_array::signal: a flag is a 32- or 64-bit integer");
+    static_assert(!std::same_as<Policy, read_only> && !coherence::is_reduction<Policy>,
+                  "dsm::shared_array::signal: read_only and reduction arrays take no plain writes; keep flags in "
+                  "another policy's array");
+    check_index(i, "signal");
+    detail::rt().release();
+    const global_ptr<T> p = layout_.pointer(i);
+    if (p.is_local()) {
+      auto word = detail::own_word(p, "signal");
+      if (op == signal_op::set) word.store(value, std::memory_order_release);
+      else word.fetch_add(value, std::memory_order_release);
+      return;
+    }
+    (void)(op == signal_op::set ? atomic_exchange(p, value) : atomic_fetch_add(p, value)).wait();
   }
 
   typename Policy::template state<T>& policy_state() noexcept { return *state_; }

@@ -20,6 +20,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #include <string_view>
 #include <type_traits>
 
@@ -81,6 +82,53 @@ bool test(global_ptr<T> p, cmp c, std::type_identity_t<T> value) {
   return holds(word.load(std::memory_order_acquire), c, value);
 }
 
+namespace detail {
+// Waits until the word p names, on any rank, satisfies `c value`: this
+// rank's memory is loaded; a peer's is read with one atomic load in flight
+// at a time, so the home's CPU (over TCP, which emulates them) serves one
+// request per round trip, not a flood. Returns the value that satisfied
+// it. Timeouts name what describe() says, the condition and the value
+// last seen.
+template <transport::atomic_word T, class Describe>
+T await_word(global_ptr<T> p, cmp c, T value, Describe&& describe) {
+  auto& w = rt().worker();
+  const auto condition = [&](T last) {
+    return fmt::format("wait_until({} {} {}): the value at rank {} is {}", describe(), to_string(c), value,
+                       p.home_rank(), last);
+  };
+  if (p.is_local()) {
+    auto word = own_word(p, "wait_until");
+    w.wait_until([&] { return holds(word.load(std::memory_order_acquire), c, value); }, w.timeout(),
+                 [&] { return condition(word.load()); });
+    arch::acquire_fence();
+    return word.load(std::memory_order_relaxed);
+  }
+  T last = atomic_load(p).wait();  // the first read also fetches the home's key, if need be
+  if (holds(last, c, value)) return last;
+  std::optional<future<T>> reading;
+  try {
+    w.wait_until(
+        [&] {
+          if (!reading) reading.emplace(atomic_load(p));
+          if (!reading->done()) return false;
+          last = reading->wait();
+          reading.reset();
+          return holds(last, c, value);
+        },
+        w.timeout(), [&] { return condition(last); }, static_cast<int>(p.home_rank()));
+  } catch (...) {
+    // The read in flight belongs to the failed wait: finished or abandoned here, quietly.
+    if (reading) try {
+        (void)reading->wait();
+      } catch (const std::exception&) {
+      }
+    throw;
+  }
+  arch::acquire_fence();
+  return last;
+}
+}  // namespace detail
+
 // Returns once *p cmp value holds; p is this rank's memory, written by
 // peers' puts, atomics or signals. Acquire: what the writer put before its
 // signal (rput_signal, or a put completed remotely before a plain one) is
@@ -88,12 +136,8 @@ bool test(global_ptr<T> p, cmp c, std::type_identity_t<T> value) {
 // the condition and the value last seen).
 template <transport::atomic_word T>
 void wait_until(global_ptr<T> p, cmp c, std::type_identity_t<T> value) {
-  auto word = detail::own_word(p, "wait_until");
-  auto& w = detail::rt().worker();
-  w.wait_until([&] { return holds(word.load(std::memory_order_acquire), c, value); }, w.timeout(), [&] {
-    return fmt::format("wait_until(*{} {} {}): the value is {}", p.describe(), to_string(c), value, word.load());
-  });
-  arch::acquire_fence();
+  (void)detail::own_word(p, "wait_until");  // a peer's word is refused
+  (void)detail::await_word(p, c, value, [&] { return "*" + p.describe(); });
 }
 
 // How rput_signal changes the signal word.
@@ -116,7 +160,6 @@ future<std::uint64_t> rput_signal(const T* src, std::size_t n, global_ptr<T> dst
   if (signal.byte_offset() % sizeof(std::uint64_t) != 0)
     throw error(errc::invalid_argument, fmt::format("rput_signal: the signal {} is not 8-byte aligned", signal.describe()));
   if (dst.is_local()) {
-    (void)detail::element_bytes<T>(n, "rput_signal");
     rput(src, n, dst).wait();  // a copy
     auto word = detail::own_word(signal, "rput_signal");
     const std::uint64_t before = op == signal_op::set ? word.exchange(value, std::memory_order_release)

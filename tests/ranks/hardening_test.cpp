@@ -16,7 +16,6 @@
 //                    used
 //   timed-out-get    a get that timed out never lands in a later result
 //   unwinding        destructors run no collective while an exception unwinds
-//   mismatch         a barrier against an allgather is an error on both ranks
 #include "check.hpp"
 
 #include <signal.h>
@@ -378,19 +377,6 @@ void unwinding() {
   CHECK_EQ(sum, dsm::ranks());
 }
 
-// Issue 12.3: collective messages carry their kind.
-void mismatch() {
-  const int me = dsm::rank();
-  const std::string text = CHECK_ERROR(dsm::errc::collective_mismatch, {
-    if (me == 0) dsm::barrier();
-    else (void)dsm::allgather(me);
-  });
-  CHECK(text.find("barrier") != std::string::npos);
-  CHECK(text.find("allgather") != std::string::npos);
-  // Both ranks gave up on the same collective: the next ones match.
-  CHECK_EQ(dsm::allreduce(1), dsm::ranks());
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -405,7 +391,6 @@ int main(int argc, char** argv) {
     else if (which == "forged-rkey" && p >= 3) forged_rkey();
     else if (which == "timed-out-get" && p == 2) timed_out_get();
     else if (which == "unwinding") unwinding();
-    else if (which == "mismatch" && p == 2) mismatch();
     else CHECK(!"expected a case and the ranks it needs (see the comment at the top)");
   });
 }

@@ -330,4 +330,11 @@ struct reduction {
 
 static_assert(coherence::policy<reduction<>>);
 
+namespace coherence {
+template <class P>
+inline constexpr bool is_reduction = false;
+template <class Op>
+inline constexpr bool is_reduction<reduction<Op>> = true;
+}  // namespace coherence
+
 }  // namespace dsm

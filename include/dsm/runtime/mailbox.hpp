@@ -10,6 +10,7 @@
 #include <optional>
 #include <span>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 namespace dsm::detail {
@@ -21,6 +22,7 @@ struct mail_key {
   std::uint64_t first;   // collective: sequence; rkey_reply: request id; free_ack: segment
   std::uint64_t second;  // collective: round, and the collective's kind above bit 32; free_ack: generation
   std::uint32_t source;
+  std::uint64_t team = 0;  // collective: the team's id (0: every rank)
   friend auto operator<=>(const mail_key&, const mail_key&) = default;
 };
 
@@ -40,13 +42,24 @@ class mailbox {
     return v;
   }
   // A waiting message on `kind`'s channel with sequence `first` from
-  // `source` whose `second` fails `fits`: a peer at the same point of the
-  // job doing something else (another collective).
+  // `source` (on `team`) whose `second` fails `fits`: a peer at the same
+  // point of the job doing something else (another collective). Returns
+  // its key and payload.
   template <class Fits>
-  std::optional<mail_key> other_than(channel kind, std::uint64_t first, std::uint32_t source, Fits&& fits) const {
+  std::optional<std::pair<mail_key, std::vector<std::byte>>> other_than(channel kind, std::uint64_t first,
+                                                                       std::uint32_t source, std::uint64_t team,
+                                                                       Fits&& fits) const {
     const std::lock_guard g{mutex_};
-    for (auto it = box_.lower_bound({kind, first, 0, 0}); it != box_.end() && it->first.kind == kind && it->first.first == first; ++it)
-      if (it->first.source == source && !fits(it->first.second)) return it->first;
+    for (auto it = box_.lower_bound({kind, first, 0, 0, 0}); it != box_.end() && it->first.kind == kind && it->first.first == first; ++it)
+      if (it->first.source == source && it->first.team == team && !fits(it->first.second)) return *it;
+    return std::nullopt;
+  }
+  // The first waiting collective message whose key `wanted` accepts.
+  template <class Wanted>
+  std::optional<std::pair<mail_key, std::vector<std::byte>>> first_collective(Wanted&& wanted) const {
+    const std::lock_guard g{mutex_};
+    for (auto it = box_.lower_bound({channel::collective, 0, 0, 0, 0}); it != box_.end() && it->first.kind == channel::collective; ++it)
+      if (wanted(it->first)) return *it;
     return std::nullopt;
   }
   std::size_t waiting() const {

@@ -1,6 +1,6 @@
 // dsm::runtime and the job-wide operations every program uses: rank(),
-// ranks(), barrier(), fence(), and the collectives broadcast, allreduce,
-// allgather over trivially copyable values.
+// ranks(), barrier(), fence(), progress(). The collectives are in
+// dsm/collectives.hpp.
 #pragma once
 
 #include <dsm/error.hpp>
@@ -99,59 +99,5 @@ inline void progress() { detail::rt().worker().progress(); }
 
 template <class T>
 concept collective_value = std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>;
-
-namespace detail {
-template <class T>
-std::span<const std::byte> bytes_of(std::span<const T> s) noexcept {
-  return {reinterpret_cast<const std::byte*>(s.data()), s.size_bytes()};
-}
-template <class T>
-void copy_out(const std::vector<std::byte>& from, std::span<T> to, const char* what, int source) {
-  if (from.size() != to.size_bytes())
-    throw error(errc::invalid_argument, fmt::format("{}: rank {} contributed {} bytes, this rank expects {}", what,
-                                                    source, from.size(), to.size_bytes()));
-  if (!from.empty()) std::memcpy(to.data(), from.data(), from.size());
-}
-}  // namespace detail
-
-// Every rank's value, in rank order.
-template <collective_value T>
-std::vector<T> allgather(const T& mine) {
-  const auto all = detail::rt().allgather(detail::bytes_of(std::span<const T>(&mine, 1)));
-  std::vector<T> out(all.size());
-  for (std::size_t r = 0; r < all.size(); ++r)
-    detail::copy_out(all[r], std::span<T>(&out[r], 1), "allgather", static_cast<int>(r));
-  return out;
-}
-
-// The root's value on every rank; `value` is the root's input and every
-// rank's output.
-template <collective_value T>
-void broadcast(std::span<T> values, int root) {
-  const auto got = detail::rt().broadcast(detail::bytes_of(std::span<const T>(values)), static_cast<std::uint32_t>(root));
-  detail::copy_out(got, values, "broadcast", root);
-}
-template <collective_value T>
-T broadcast(T value, int root) {
-  broadcast(std::span<T>(&value, 1), root);
-  return value;
-}
-
-// Element-wise reduction across ranks. Combined in rank order on every
-// rank, so every rank gets bitwise the same result, floating point included.
-template <collective_value T, class Op = sum>
-void allreduce(std::span<T> values, Op op = {}) {
-  const auto all = detail::rt().allgather(detail::bytes_of(std::span<const T>(values)));
-  std::vector<T> contribution(values.size());
-  for (std::size_t r = 0; r < all.size(); ++r) {
-    detail::copy_out(all[r], std::span<T>(contribution), "allreduce", static_cast<int>(r));
-    for (std::size_t i = 0; i < values.size(); ++i) values[i] = r == 0 ? contribution[i] : op(values[i], contribution[i]);
-  }
-}
-template <collective_value T, class Op = sum>
-T allreduce(T value, Op op = {}) {
-  allreduce(std::span<T>(&value, 1), op);
-  return value;
-}
 
 }  // namespace dsm

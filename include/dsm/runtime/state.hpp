@@ -14,14 +14,18 @@
 #include <dsm/detail/segment_record.hpp>
 #include <dsm/error.hpp>
 #include <dsm/runtime/bootstrap.hpp>
+#include <dsm/runtime/collective_algorithms.hpp>
+#include <dsm/runtime/collective_task.hpp>
 #include <dsm/runtime/launcher_link.hpp>
 #include <dsm/runtime/mailbox.hpp>
 #include <dsm/runtime/memory_limits.hpp>
 #include <dsm/runtime/settings.hpp>
 #include <dsm/runtime/stats.hpp>
+#include <dsm/runtime/team_state.hpp>
 #include <dsm/transport.hpp>
 
 #include <fmt/format.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,6 +33,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <deque>
 #include <exception>
@@ -44,34 +49,19 @@
 namespace dsm::detail {
 
 enum message_id : unsigned {
-  msg_collective = 1,    // word: sequence, round, collective kind
+  msg_collective = 1,    // word: sequence, kind << 32 | round, team; payload: u32 signature length, signature, data
   msg_rkey_request = 2,  // word: request id, segment, generation
   msg_rkey_reply = 3,    // word: request id, status, bytes; payload: u64 base + packed rkey
   msg_segment_freed = 4, // word: segment, generation, 0
   msg_free_ack = 5,      // word: segment, generation, 0
   msg_object = 6,        // word: object id, then two words the object defines
   msg_leaving = 7,       // word: how (leaving_finished or leaving_failed), relayed (1: why is another's failure), 0; payload: why
+  msg_job_failed = 8,    // word: the failure's category (errc), 0, 0; payload: what failed (a collective mismatch)
 };
 
 // How a rank leaves the job, as it tells its peers.
 inline constexpr std::uint64_t leaving_finished = 0;  // after the final barrier: its endpoints close next
 inline constexpr std::uint64_t leaving_failed = 1;    // before it: the others cannot go on
-
-// Which collective a message belongs to: a barrier's message never
-// satisfies an allgather, and a rank that finds a peer in another
-// collective at the same point says so.
-enum class collective_kind : std::uint64_t { synchronize = 1, allgather = 2, broadcast = 3, exchange = 4 };
-constexpr const char* to_string(collective_kind k) noexcept {
-  switch (k) {
-    case collective_kind::synchronize: return "barrier";
-    case collective_kind::allgather: return "allgather";
-    case collective_kind::broadcast: return "broadcast";
-    case collective_kind::exchange: return "exchange";
-  }
-  return "an unknown collective";
-}
-
-
 
 struct segment_address {
   std::uint32_t rank;
@@ -108,7 +98,7 @@ class object_endpoint {
   ~object_endpoint() = default;
 };
 
-class runtime_state {
+class runtime_state final : public collective_transport {
   struct local_segment {
     transport::memory_region memory;
     std::uint64_t bytes = 0;
@@ -143,6 +133,14 @@ class runtime_state {
       const int awaited = worker_.awaited_now();
       launcher_->gave_up(category == errc::peer_failure && awaited != transport::no_peer ? awaited : culprit, text);
     });
+    {
+      auto everyone = std::make_shared<std::vector<std::uint32_t>>(membership_.ranks);
+      for (std::uint32_t r = 0; r < membership_.ranks; ++r) (*everyone)[r] = r;
+      world_.members = std::move(everyone);
+      world_.rank = membership_.rank;
+      world_.name = "world";
+    }
+    worker_.on_wait([this] { advance_pending(); });
     finished_peers_.assign(membership_.ranks, 0);
     gone_peers_.assign(membership_.ranks, 0);
     endpoints_ = std::make_unique<transport::endpoints>(
@@ -240,7 +238,25 @@ class runtime_state {
   runtime_stats& stats() noexcept { return stats_; }
   const settings& config() const noexcept { return settings_; }
   // Sequence number the next collective on this rank will carry.
-  std::uint64_t next_collective() const noexcept { return next_collective_.load(); }
+  std::uint64_t next_collective() const noexcept { return world_.next_sequence.load(); }
+  team_state& world_team() noexcept { return world_; }
+  // The ranks on this rank's host, from what every rank said at start-up.
+  std::shared_ptr<team_state> local_team() {
+    if (!local_team_) {
+      auto members = std::make_shared<std::vector<std::uint32_t>>();
+      auto t = std::make_shared<team_state>();
+      for (std::uint32_t r = 0; r < ranks(); ++r)
+        if (peers_[r].host == peers_[rank()].host) {
+          if (r == rank()) t->rank = static_cast<std::uint32_t>(members->size());
+          members->push_back(r);
+        }
+      t->id = team_id_of(~std::uint64_t{0}, peers_[rank()].host);
+      t->members = std::move(members);
+      t->name = fmt::format("the local team ({} of {} ranks)", t->size(), ranks());
+      local_team_ = std::move(t);
+    }
+    return local_team_;
+  }
   // Id the next key request will carry (for tests of forged replies).
   std::uint64_t next_request_id() const noexcept { return next_request_.load(); }
 
@@ -279,13 +295,169 @@ class runtime_state {
 
   // Every rank has reached this point; no participant hook runs (for
   // collective set-up that must not publish or drop anything).
-  void synchronize() {
-    const std::uint64_t seq = next_collective_++;
-    const std::uint32_t n = ranks(), me = rank();
-    for (std::uint64_t round = 0, distance = 1; distance < n; ++round, distance <<= 1) {
-      send_collective(static_cast<std::uint32_t>((me + distance) % n), collective_kind::synchronize, seq, round);
-      await_collective(collective_kind::synchronize, seq, round, static_cast<std::uint32_t>((me + n - distance) % n));
+  void synchronize() { run(barrier_task(begin(world_, collective_kind::synchronize, "barrier"))); }
+
+  // ---- collective calls -------------------------------------------------
+
+  // The next collective call on team t: its sequence number, and its
+  // signature (the outermost collective operation in progress on this
+  // rank, when one is: the signature of a shared_array's construction
+  // covers the allocations inside it).
+  collective_call begin(team_state& t, collective_kind kind, std::string signature) {
+    ++stats_.collectives;
+    collective_call c;
+    c.via = this;
+    c.team = t.id;
+    c.seq = t.next_sequence++;
+    c.kind = kind;
+    c.signature = operations_.empty() ? std::move(signature) : operations_.front();
+    if (c.signature.size() > max_signature_bytes) c.signature.resize(max_signature_bytes);
+    c.rank = t.rank;
+    c.size = t.size();
+    c.members = t.members;
+    last_begun_ = {c.team, c.seq, c.kind, c.signature};
+    expect_nothing_before(last_begun_);
+    return c;
+  }
+  // Drives the collective begun last to its end on this thread
+  // (DSM_TIMEOUT bounds each message it waits for).
+  void run(collective_task&& t) { run(t); }
+  void run(collective_task& t) {
+    const call_id call = last_begun_;
+    running_.push_back({call.team, call.seq});
+    try {
+      while (!t.advance()) {
+        collective_awaited* a = t.awaiting();
+        worker_.wait_until([&] { return a->arrived(); }, worker_.timeout(), [&] { return a->describe(); }, a->peer());
+      }
+    } catch (...) {
+      running_.pop_back();
+      throw;
     }
+    running_.pop_back();
+    expect_nothing_more(call);
+  }
+
+  // A collective in flight while the program does other things (a
+  // non-blocking collective's future): advanced during every wait of
+  // this rank, so that a peer waiting for its next message is never held
+  // up by this rank waiting for something else.
+  // Which call a collective is, for the checks of what arrives for it.
+  struct call_id {
+    std::uint64_t team = 0, seq = 0;
+    collective_kind kind = collective_kind::synchronize;
+    std::string signature;
+  };
+  struct pending_collective {
+    collective_task task;
+    std::exception_ptr failure;
+    bool finished = false;
+    call_id call;
+  };
+  void adopt(pending_collective& p) {
+    if (pending_.size() >= max_open_collectives)
+      throw error(errc::invalid_argument, fmt::format("{} non-blocking collectives in flight on rank {}: wait for some first",
+                                                      pending_.size(), rank()));
+    p.call = last_begun_;
+    pending_.push_back(&p);
+    advance(p);
+    worker_.arm_wait_hook(!pending_.empty());
+  }
+  // Drives p to its end and forgets it; its error, if any, is thrown.
+  void finish(pending_collective& p) {
+    if (!p.finished) {
+      p.finished = true;  // the wait hook leaves it to this driver
+      last_begun_ = p.call;
+      try {
+        run(p.task);
+      } catch (...) {
+        forget(p);
+        throw;
+      }
+    }
+    forget(p);
+    if (p.failure) std::rethrow_exception(std::exchange(p.failure, nullptr));
+  }
+  // As far as what has arrived allows (its error kept for finish()).
+  void advance(pending_collective& p) noexcept {
+    if (p.finished) return;
+    try {
+      p.finished = p.task.advance();
+      if (p.finished) expect_nothing_more(p.call);
+    } catch (...) {
+      p.failure = std::current_exception();
+      p.finished = true;
+    }
+  }
+  void forget(pending_collective& p) noexcept {
+    std::erase(pending_, &p);
+    worker_.arm_wait_hook(!pending_.empty());
+  }
+
+  // Collective operations (a shared_array's construction, say) name the
+  // collectives inside them while one is in scope: a peer in another
+  // operation is found at the first message, named as the operation.
+  class operation_scope {
+   public:
+    operation_scope(runtime_state& rt, std::string signature) : rt_(rt) { rt_.operations_.push_back(std::move(signature)); }
+    ~operation_scope() { rt_.operations_.pop_back(); }
+    operation_scope(const operation_scope&) = delete;
+    operation_scope& operator=(const operation_scope&) = delete;
+
+   private:
+    runtime_state& rt_;
+  };
+
+  // The job cannot go on (ranks disagree on a collective): every peer is
+  // told, with the category and text, and fails its waits at once.
+  void fail_everywhere(errc category, const std::string& text, int culprit) {
+    if (worker_.job_failed()) return;
+    worker_.fail_job(category, text, culprit);
+    std::vector<std::uint8_t> gone;
+    {
+      const auto g = worker_.lock();
+      gone = gone_peers_;
+    }
+    for (std::uint32_t r = 0; r < ranks(); ++r) {
+      if (r == rank() || gone[r]) continue;
+      try {
+        messages_.send(*endpoints_, r, msg_job_failed, {0, 0, {static_cast<std::uint64_t>(category), 0, 0}},
+                       rendezvous::as_bytes(text));
+      } catch (const std::exception&) {
+        // A peer already gone learns nothing more.
+      }
+    }
+  }
+
+  // collective_transport: team ranks to world ranks and the wire format.
+  int world_rank_of(const collective_call& c, std::uint32_t member) const override {
+    return static_cast<int>(c.members ? (*c.members)[member] : member);
+  }
+  void post(const collective_call& c, std::uint32_t to, std::uint32_t round, std::span<const std::byte> data) override {
+    std::vector<std::byte> payload(sizeof(std::uint32_t) + c.signature.size() + data.size());
+    const auto signature_bytes = static_cast<std::uint32_t>(c.signature.size());
+    std::memcpy(payload.data(), &signature_bytes, sizeof signature_bytes);
+    std::memcpy(payload.data() + sizeof signature_bytes, c.signature.data(), c.signature.size());
+    if (!data.empty()) std::memcpy(payload.data() + sizeof signature_bytes + c.signature.size(), data.data(), data.size());
+    messages_.send(*endpoints_, static_cast<std::uint32_t>(world_rank_of(c, to)), msg_collective,
+                   {0, 0, {c.seq, collective_slot(c.kind, round), c.team}}, payload);
+  }
+  // Team rank `from`'s message of call c in `round`, if it is here; a
+  // peer in another collective at this point (another kind, or another
+  // signature) fails the job with errc::collective_mismatch naming both.
+  std::optional<std::vector<std::byte>> take(const collective_call& c, std::uint32_t from, std::uint32_t round) override {
+    const auto source = static_cast<std::uint32_t>(world_rank_of(c, from));
+    auto got = mail_.take({channel::collective, c.seq, collective_slot(c.kind, round), source, c.team});
+    if (got) {
+      const std::string_view theirs = signature_in(*got);
+      if (theirs != c.signature) mismatch(c, source, theirs, c.kind);
+      got->erase(got->begin(), got->begin() + static_cast<std::ptrdiff_t>(sizeof(std::uint32_t) + theirs.size()));
+      return got;
+    }
+    const auto other = mail_.other_than(channel::collective, c.seq, source, c.team,
+                                        [&](std::uint64_t slot) { return slot >> 32 == static_cast<std::uint64_t>(c.kind); });
+    if (other) mismatch(c, source, signature_in(other->second), static_cast<collective_kind>(other->first.second >> 32));
+    return std::nullopt;
   }
 
   void join_sync(sync_participant* p) { participants_.push_back(p); }
@@ -336,14 +508,8 @@ class runtime_state {
 
   // Every rank's bytes, in rank order; sizes may differ between ranks.
   std::vector<std::vector<std::byte>> allgather(std::span<const std::byte> mine) {
-    const std::uint64_t seq = next_collective_++;
-    ++stats_.collectives;
-    for (std::uint32_t r = 0; r < ranks(); ++r)
-      if (r != rank()) send_collective(r, collective_kind::allgather, seq, 0, mine);
-    std::vector<std::vector<std::byte>> all(ranks());
-    for (std::uint32_t r = 0; r < ranks(); ++r)
-      all[r] = r == rank() ? std::vector<std::byte>(mine.begin(), mine.end())
-                           : await_collective(collective_kind::allgather, seq, 0, r);
+    std::vector<std::vector<std::byte>> all;
+    run(allgather_task<std::byte>(begin(world_, collective_kind::allgather, "allgather"), {mine.begin(), mine.end()}, &all));
     return all;
   }
 
@@ -353,27 +519,19 @@ class runtime_state {
   std::vector<std::vector<std::byte>> exchange(std::span<const std::vector<std::byte>> to_each) {
     if (to_each.size() != ranks())
       throw error(errc::internal, fmt::format("exchange with {} parts in a {}-rank job", to_each.size(), ranks()));
-    const std::uint64_t seq = next_collective_++;
-    ++stats_.collectives;
-    for (std::uint32_t r = 0; r < ranks(); ++r)
-      if (r != rank()) send_collective(r, collective_kind::exchange, seq, 0, to_each[r]);
-    std::vector<std::vector<std::byte>> from(ranks());
-    for (std::uint32_t r = 0; r < ranks(); ++r)
-      from[r] = r == rank() ? to_each[r] : await_collective(collective_kind::exchange, seq, 0, r);
+    std::vector<std::vector<std::byte>> from;
+    run(alltoall_task<std::byte>(begin(world_, collective_kind::exchange, "alltoall"), {to_each.begin(), to_each.end()},
+                                 &from));
     return from;
   }
 
   std::vector<std::byte> broadcast(std::span<const std::byte> data, std::uint32_t root) {
     if (root >= ranks())
       throw error(errc::invalid_argument, fmt::format("broadcast from rank {} in a {}-rank job", root, ranks()));
-    const std::uint64_t seq = next_collective_++;
-    ++stats_.collectives;
-    if (rank() == root) {
-      for (std::uint32_t r = 0; r < ranks(); ++r)
-        if (r != root) send_collective(r, collective_kind::broadcast, seq, 0, data);
-      return {data.begin(), data.end()};
-    }
-    return await_collective(collective_kind::broadcast, seq, 0, root);
+    std::vector<std::byte> out(data.begin(), data.end());
+    run(broadcast_task<std::byte>(begin(world_, collective_kind::broadcast, fmt::format("broadcast from rank {}", root)),
+                                  root, &out));
+    return out;
   }
 
   // ---- segments -------------------------------------------------------
@@ -572,35 +730,66 @@ class runtime_state {
 #endif
   }
 
+  static constexpr std::uint32_t max_signature_bytes = 4096;
+  static constexpr std::uint64_t max_open_collectives = 4096;  // calls a rank may leave behind it, per team
   static std::uint64_t collective_slot(collective_kind k, std::uint64_t round) noexcept {
     return round | (static_cast<std::uint64_t>(k) << 32);
   }
-  void send_collective(std::uint32_t to, collective_kind k, std::uint64_t seq, std::uint64_t round,
-                       std::span<const std::byte> payload = {}) {
-    messages_.send(*endpoints_, to, msg_collective, {0, 0, {seq, round, static_cast<std::uint64_t>(k)}}, payload);
+  static std::string_view signature_in(const std::vector<std::byte>& payload) noexcept {
+    std::uint32_t n = 0;
+    std::memcpy(&n, payload.data(), sizeof n);  // checked on arrival
+    return {reinterpret_cast<const char*>(payload.data()) + sizeof n, n};
   }
-  // A peer's part of collective `seq`; a peer found in another collective
-  // at that point (a barrier against an allgather, say) is an error on
-  // this rank, not a hang and never a wrong result.
-  std::vector<std::byte> await_collective(collective_kind k, std::uint64_t seq, std::uint64_t round,
-                                          std::uint32_t from) {
-    const mail_key key{channel::collective, seq, collective_slot(k, round), from};
-    std::optional<std::vector<std::byte>> got;
-    std::optional<mail_key> other;
-    worker_.wait_until(
-        [&] {
-          if ((got = mail_.take(key))) return true;
-          other = mail_.other_than(channel::collective, seq, from, [&](std::uint64_t slot) { return slot >> 32 == static_cast<std::uint64_t>(k); });
-          return other.has_value();
-        },
-        worker_.timeout(),
-        [&] { return fmt::format("{} {} (round {}) from rank {}", to_string(k), seq, round, from); },
-        static_cast<int>(from));
-    if (!got)
-      throw error(errc::collective_mismatch,
-                  fmt::format("collective {}: this rank is in {}, rank {} in {}", seq, to_string(k), from,
-                              to_string(static_cast<collective_kind>(other->second >> 32))));
-    return std::move(*got);
+  [[noreturn]] void mismatch(const collective_call& c, std::uint32_t source, std::string_view theirs, collective_kind kind) {
+    mismatch({c.team, c.seq, c.kind, c.signature}, source, theirs, kind);
+  }
+  [[noreturn]] void mismatch(const call_id& c, std::uint32_t source, std::string_view theirs, collective_kind kind) {
+    const auto text = fmt::format(
+        "{}collective {} finds rank {} in {} ({}) and rank {} in {} ({})",
+        c.team == 0 ? std::string() : fmt::format("team {:#x}: ", c.team), c.seq, rank(), c.signature,
+        to_string(c.kind), source, theirs, to_string(kind));
+    fail_everywhere(errc::collective_mismatch, text, static_cast<int>(source));
+    throw error(errc::collective_mismatch, text);
+  }
+
+  // Every message a rank sends in a collective is received by its target
+  // in that collective: one left when this rank's part of the call is
+  // done, or one for an earlier call that is no longer open, comes from a
+  // peer that was in another collective there (two ranks that each think
+  // they are the root of a broadcast send messages nobody awaits).
+  void expect_nothing_more(const call_id& c) {
+    remember_finished(c);
+    if (auto left = mail_.first_collective([&](const mail_key& k) { return k.team == c.team && k.first == c.seq; }))
+      mismatch(c, left->first.source, signature_in(left->second), static_cast<collective_kind>(left->first.second >> 32));
+    expect_nothing_before(c);
+  }
+  void expect_nothing_before(const call_id& c) {
+    const auto closed = [&](const mail_key& k) {
+      if (k.team != c.team || k.first >= c.seq) return false;
+      const bool pending = std::any_of(pending_.begin(), pending_.end(), [&](const pending_collective* p) {
+        return p->call.team == k.team && p->call.seq == k.first;
+      });
+      return !pending && std::find(running_.begin(), running_.end(), std::pair{k.team, k.first}) == running_.end();
+    };
+    if (auto left = mail_.first_collective(closed)) {
+      const auto known = std::find_if(finished_calls_.begin(), finished_calls_.end(), [&](const call_id& f) {
+        return f.team == c.team && f.seq == left->first.first;
+      });
+      const call_id earlier = known != finished_calls_.end()
+                                  ? *known
+                                  : call_id{c.team, left->first.first, c.kind, "a collective it had finished"};
+      mismatch(earlier, left->first.source, signature_in(left->second), static_cast<collective_kind>(left->first.second >> 32));
+    }
+  }
+  // What the last calls were, for naming them when a stray message comes.
+  void remember_finished(const call_id& c) {
+    if (finished_calls_.size() == 64) finished_calls_.pop_front();
+    finished_calls_.push_back(c);
+  }
+
+  // The worker's wait hook: every pending collective as far as it goes.
+  void advance_pending() noexcept {
+    for (pending_collective* p : pending_) advance(*p);
   }
 
   template <class Describe>
@@ -693,15 +882,36 @@ class runtime_state {
     std::uint32_t isa;
     std::uint32_t reserved;
     std::uint64_t segment_limit;
+    std::uint64_t host;  // host_identity()
   };
-  static_assert(sizeof(peer_record) == 16 && std::is_trivially_copyable_v<peer_record>);
+  static_assert(sizeof(peer_record) == 24 && std::is_trivially_copyable_v<peer_record>);
   struct peer {
     arch::isa isa;
     std::uint64_t segment_limit;
+    std::uint64_t host;
   };
 
+  // Which machine this process runs on, as far as sharing memory goes:
+  // its host name, boot and shared-memory file system (a simulated host
+  // with a private /dev/shm is a host of its own).
+  static std::uint64_t host_identity() {
+    std::string id(256, '\0');
+    if (::gethostname(id.data(), id.size()) != 0) id.clear();
+    id.resize(std::strlen(id.c_str()));
+    if (std::FILE* f = std::fopen("/proc/sys/kernel/random/boot_id", "r")) {
+      char boot[64] = {};
+      if (std::fgets(boot, sizeof boot, f) != nullptr) id += boot;
+      std::fclose(f);
+    }
+    struct stat shm {};
+    if (::stat("/dev/shm", &shm) == 0) id += fmt::format("/{}:{}", shm.st_dev, shm.st_ino);
+    std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
+    for (const char ch : id) h = (h ^ static_cast<unsigned char>(ch)) * 0x100000001b3ull;
+    return h;
+  }
+
   void learn_peers() {
-    const peer_record mine{static_cast<std::uint32_t>(arch::host_isa), 0, segment_limit(settings_)};
+    const peer_record mine{static_cast<std::uint32_t>(arch::host_isa), 0, segment_limit(settings_), host_identity()};
     std::vector<std::byte> record(sizeof mine);
     std::memcpy(record.data(), &mine, sizeof mine);
     const auto all = allgather(record);
@@ -714,22 +924,41 @@ class runtime_state {
       if (rec.isa > static_cast<std::uint32_t>(arch::isa::other) || rec.reserved != 0 || rec.segment_limit == 0)
         throw error(errc::protocol, fmt::format("rank {} names ISA {} and a segment limit of {} bytes", r, rec.isa,
                                                 rec.segment_limit));
-      peers_.push_back({static_cast<arch::isa>(rec.isa), rec.segment_limit});
+      peers_.push_back({static_cast<arch::isa>(rec.isa), rec.segment_limit, rec.host});
     }
   }
 
   void register_handlers() {
     messages_.on(msg_collective, "collective", [this](const transport::message_header& h, std::span<const std::byte> payload) {
-      const std::uint64_t seq = h.word[0], next = next_collective_.load();
-      if (seq + 1 < next || seq >= next + (1u << 20))
-        throw error(errc::protocol, fmt::format("collective {} while this rank is at {}", seq, next));
-      if (h.word[1] >= 64 || h.word[2] < static_cast<std::uint64_t>(collective_kind::synchronize) ||
-          h.word[2] > static_cast<std::uint64_t>(collective_kind::exchange) ||
-          (h.word[2] != static_cast<std::uint64_t>(collective_kind::synchronize) && h.word[1] != 0))
-        throw error(errc::protocol, fmt::format("collective round {} of kind {}", h.word[1], h.word[2]));
-      const auto kind = static_cast<collective_kind>(h.word[2]);
-      if (!mail_.deposit({channel::collective, seq, collective_slot(kind, h.word[1]), h.source_rank}, payload))
-        throw error(errc::protocol, fmt::format("duplicate collective {} round {}", seq, h.word[1]));
+      const std::uint64_t seq = h.word[0], team = h.word[2];
+      if (team == 0) {
+        const std::uint64_t next = world_.next_sequence.load();
+        // Non-blocking collectives leave older calls open behind the current one.
+        if (seq + max_open_collectives < next || seq >= next + (1u << 20))
+          throw error(errc::protocol, fmt::format("collective {} while this rank is at {}", seq, next));
+      } else if (seq >= (std::uint64_t{1} << 48)) {
+        throw error(errc::protocol, fmt::format("collective {} on team {:#x}", seq, team));
+      }
+      const std::uint64_t kind = h.word[1] >> 32, round = h.word[1] & 0xffffffffu;
+      if (kind < 1 || kind > last_collective_kind || round > reduction_last_round)
+        throw error(errc::protocol, fmt::format("collective round {} of kind {}", round, kind));
+      std::uint32_t signature_bytes = 0;
+      if (payload.size() >= sizeof signature_bytes) std::memcpy(&signature_bytes, payload.data(), sizeof signature_bytes);
+      if (payload.size() < sizeof signature_bytes || signature_bytes > max_signature_bytes ||
+          signature_bytes > payload.size() - sizeof signature_bytes)
+        throw error(errc::protocol, fmt::format("collective {} with a signature of {} bytes in {}", seq, signature_bytes,
+                                                payload.size()));
+      if (!mail_.deposit({channel::collective, seq, h.word[1], h.source_rank, team}, payload))
+        throw error(errc::protocol, fmt::format("duplicate collective {} round {}", seq, round));
+    });
+    messages_.on(msg_job_failed, "job failed", [this](const transport::message_header& h, std::span<const std::byte> payload) {
+      if (h.word[0] != static_cast<std::uint64_t>(errc::collective_mismatch) || h.word[1] != 0 || h.word[2] != 0 ||
+          payload.size() > rendezvous::max_notice_text_bytes)
+        throw error(errc::protocol, fmt::format("job-failed notice of category {} with {} bytes", h.word[0], payload.size()));
+      if (leaving_.load()) return;
+      worker_.fail_job(errc::collective_mismatch,
+                       std::string(reinterpret_cast<const char*>(payload.data()), payload.size()),
+                       static_cast<int>(h.source_rank));
     });
     messages_.on(msg_rkey_request, "rkey request", [this](const transport::message_header& h, std::span<const std::byte> payload) {
       const std::uint64_t id = h.word[1], generation = h.word[2];
@@ -855,7 +1084,13 @@ class runtime_state {
   std::vector<peer> peers_;      // by rank
   std::unique_ptr<transport::endpoints> endpoints_;
   mailbox mail_;
-  std::atomic<std::uint64_t> next_collective_{0};
+  team_state world_;
+  std::shared_ptr<team_state> local_team_;
+  std::vector<pending_collective*> pending_;  // non-blocking collectives in flight (this thread's)
+  std::vector<std::string> operations_;       // collective operations in progress, outermost first
+  call_id last_begun_;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> running_;  // blocking calls being driven: team, sequence
+  std::deque<call_id> finished_calls_;
   std::atomic<std::uint64_t> next_request_{1};
   std::mutex pending_mutex_;
   std::map<std::uint64_t, pending_rkey> pending_rkeys_;

@@ -213,6 +213,7 @@ class worker {
     const deadline until{limit};
     for (unsigned idle = 0;;) {
       idle = progress() ? 0 : idle + 1;
+      if (wait_hook_armed_.load(std::memory_order_relaxed)) [[unlikely]] run_wait_hook();
       if (done()) return;
       if (idle >= 64) {
         idle = 0;
@@ -223,6 +224,11 @@ class worker {
       }
     }
   }
+
+  // Runs during every wait on this thread while armed (the runtime's
+  // non-blocking collectives); not within itself.
+  void on_wait(std::function<void()> hook) { wait_hook_ = std::move(hook); }
+  void arm_wait_hook(bool armed) noexcept { wait_hook_armed_.store(armed, std::memory_order_relaxed); }
 
   // Whether the watched descriptor has something, at most every few
   // milliseconds (a system call).
@@ -325,6 +331,18 @@ class worker {
     }
   }
 
+  void run_wait_hook() {
+    if (in_wait_hook_ || !wait_hook_) return;
+    in_wait_hook_ = true;
+    try {
+      wait_hook_();
+    } catch (...) {
+      in_wait_hook_ = false;
+      throw;
+    }
+    in_wait_hook_ = false;
+  }
+
   void serve_watched() {
     const std::unique_lock g{watch_mutex_, std::try_to_lock};
     if (g.owns_lock() && on_readable_) on_readable_();
@@ -386,6 +404,9 @@ class worker {
 
   progress_mode mode_;
   std::chrono::duration<double> timeout_{120.0};
+  std::function<void()> wait_hook_;
+  std::atomic<bool> wait_hook_armed_{false};
+  bool in_wait_hook_ = false;
   ucp_context_h context_ = nullptr;
   ucp_worker_h worker_ = nullptr;
   mutable std::recursive_mutex mutex_;  // a message handler, run inside progress, may send
