@@ -164,6 +164,27 @@ void broadcast(std::vector<T>& values, int root) { broadcast(world(), values, ro
 
 // ---- reductions ---------------------------------------------------------------
 
+// The blocking forms of an in-place collective NAME whose NAME_async(team,
+// span, op) is defined: on a span or one value, on a team or the world.
+#define DSM_DETAIL_IN_PLACE_FORMS(NAME, OPERATOR)                                   \
+  template <collective_value T, OPERATOR<T> Op = sum>                               \
+  void NAME(const team& t, std::span<T> values, Op op = {}) {                       \
+    NAME##_async(t, values, op).wait();                                             \
+  }                                                                                 \
+  template <collective_value T, OPERATOR<T> Op = sum>                               \
+  T NAME(const team& t, T value, Op op = {}) {                                      \
+    NAME(t, std::span<T>(&value, 1), op);                                           \
+    return value;                                                                   \
+  }                                                                                 \
+  template <collective_value T, OPERATOR<T> Op = sum>                               \
+  void NAME(std::span<T> values, Op op = {}) {                                      \
+    NAME(world(), values, op);                                                      \
+  }                                                                                 \
+  template <collective_value T, OPERATOR<T> Op = sum>                               \
+  T NAME(T value, Op op = {}) {                                                     \
+    return NAME(world(), value, op);                                                \
+  }
+
 // values[i] becomes the combination of every member's values[i].
 template <collective_value T, combining_operator<T> Op = sum>
 collective_future<> allreduce_async(const team& t, std::span<T> values, Op op = {}) {
@@ -174,17 +195,7 @@ collective_future<> allreduce_async(const team& t, std::span<T> values, Op op = 
         values, op);
   });
 }
-template <collective_value T, combining_operator<T> Op = sum>
-void allreduce(const team& t, std::span<T> values, Op op = {}) { allreduce_async(t, values, op).wait(); }
-template <collective_value T, combining_operator<T> Op = sum>
-T allreduce(const team& t, T value, Op op = {}) {
-  allreduce(t, std::span<T>(&value, 1), op);
-  return value;
-}
-template <collective_value T, combining_operator<T> Op = sum>
-void allreduce(std::span<T> values, Op op = {}) { allreduce(world(), values, op); }
-template <collective_value T, combining_operator<T> Op = sum>
-T allreduce(T value, Op op = {}) { return allreduce(world(), value, op); }
+DSM_DETAIL_IN_PLACE_FORMS(allreduce, combining_operator)
 
 // The combination of every member's values, into the root's `values`
 // (the others' are left as they were): the same bits allreduce gives.
@@ -221,17 +232,7 @@ collective_future<> scan_async(const team& t, std::span<T> values, Op op = {}) {
                              values, op, std::span<T>());
   });
 }
-template <collective_value T, combining_operator<T> Op = sum>
-void scan(const team& t, std::span<T> values, Op op = {}) { scan_async(t, values, op).wait(); }
-template <collective_value T, combining_operator<T> Op = sum>
-T scan(const team& t, T value, Op op = {}) {
-  scan(t, std::span<T>(&value, 1), op);
-  return value;
-}
-template <collective_value T, combining_operator<T> Op = sum>
-void scan(std::span<T> values, Op op = {}) { scan(world(), values, op); }
-template <collective_value T, combining_operator<T> Op = sum>
-T scan(T value, Op op = {}) { return scan(world(), value, op); }
+DSM_DETAIL_IN_PLACE_FORMS(scan, combining_operator)
 
 // Exclusive prefix: member r's values[i] becomes members 0..r-1's
 // combined; member 0's becomes Op's identity.
@@ -247,17 +248,8 @@ collective_future<> exscan_async(const team& t, std::span<T> values, Op op = {})
       values, op);
   });
 }
-template <collective_value T, reduction_operator<T> Op = sum>
-void exscan(const team& t, std::span<T> values, Op op = {}) { exscan_async(t, values, op).wait(); }
-template <collective_value T, reduction_operator<T> Op = sum>
-T exscan(const team& t, T value, Op op = {}) {
-  exscan(t, std::span<T>(&value, 1), op);
-  return value;
-}
-template <collective_value T, reduction_operator<T> Op = sum>
-void exscan(std::span<T> values, Op op = {}) { exscan(world(), values, op); }
-template <collective_value T, reduction_operator<T> Op = sum>
-T exscan(T value, Op op = {}) { return exscan(world(), value, op); }
+DSM_DETAIL_IN_PLACE_FORMS(exscan, reduction_operator)
+#undef DSM_DETAIL_IN_PLACE_FORMS
 
 // ---- gathering and spreading ------------------------------------------------
 

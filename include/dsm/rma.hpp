@@ -46,38 +46,58 @@ template <class T, class Local, class Remote>
 }
 }  // namespace detail
 
-// Copies n elements from local src to p .. p+n.
-template <global_element T>
-future<> rput(const T* src, std::size_t n, global_ptr<T> dst) {
-  const std::uint64_t bytes = detail::element_bytes<T>(n, "rput");
-  return detail::one_sided(
-      detail::direction::put, dst, bytes, "rput",
+namespace detail {
+// Where a put's future completes: at the source (the buffer may be
+// reused) or at the target (the bytes are in its memory).
+enum class put_completion { source, target };
+
+template <class T>
+future<> put_elements(const T* src, std::size_t n, global_ptr<T> dst, put_completion done) {
+  const std::uint64_t bytes = element_bytes<T>(n, "rput");
+  return one_sided(
+      direction::put, dst, bytes, "rput",
       [&](std::byte* at) {
         std::memmove(at, src, bytes);
         return future<>{};
       },
-      [&](detail::runtime_state& r, const transport::remote_address& to) {
-        return transport::put(r.worker(), r.endpoints(), src, bytes, to);
+      [&](runtime_state& r, const transport::remote_address& to) {
+        return done == put_completion::target ? transport::put_remote_complete(r.worker(), r.endpoints(), src, bytes, to)
+                                              : transport::put(r.worker(), r.endpoints(), src, bytes, to);
       });
+}
+
+template <class T>
+future<> put_one(const T& value, global_ptr<T> dst, put_completion done) {
+  if constexpr (sizeof(T) > op_buffer::capacity) {
+    put_elements(&value, 1, dst, done).wait();  // too large for a pooled buffer: completed here
+    return {};
+  } else {
+    return one_sided(
+        direction::put, dst, sizeof(T), "rput",
+        [&](std::byte* at) {
+          std::memcpy(at, &value, sizeof(T));
+          return future<>{};
+        },
+        [&](runtime_state& r, const transport::remote_address& to) {
+          if (done == put_completion::source) return transport::put_value(r.worker(), r.endpoints(), value, to);
+          op_buffer* b = op_buffer_pool::take();
+          std::memcpy(b->bytes, &value, sizeof(T));
+          return transport::put_remote_complete(r.worker(), r.endpoints(), b->bytes, sizeof(T), to, b);
+        });
+  }
+}
+}  // namespace detail
+
+// Copies n elements from local src to p .. p+n.
+template <global_element T>
+future<> rput(const T* src, std::size_t n, global_ptr<T> dst) {
+  return detail::put_elements(src, n, dst, detail::put_completion::source);
 }
 
 // Writes one value to *p; the value is copied, the caller need not keep it.
 template <global_element T>
 future<> rput(const T& value, global_ptr<T> dst) {
-  if constexpr (sizeof(T) > detail::op_buffer::capacity) {
-    rput(&value, 1, dst).wait();  // too large for a pooled buffer: completed here
-    return {};
-  } else {
-    return detail::one_sided(
-        detail::direction::put, dst, sizeof(T), "rput",
-        [&](std::byte* at) {
-          std::memcpy(at, &value, sizeof(T));
-          return future<>{};
-        },
-        [&](detail::runtime_state& r, const transport::remote_address& to) {
-          return transport::put_value(r.worker(), r.endpoints(), value, to);
-        });
-  }
+  return detail::put_one(value, dst, detail::put_completion::source);
 }
 
 // Completion at the target (UPC++'s remote_cx): rput(src, n, p,
@@ -91,32 +111,11 @@ inline constexpr remote_completion remote_cx{};
 
 template <global_element T>
 future<> rput(const T* src, std::size_t n, global_ptr<T> dst, remote_completion) {
-  const std::uint64_t bytes = detail::element_bytes<T>(n, "rput");
-  return detail::one_sided(
-      detail::direction::put, dst, bytes, "rput",
-      [&](std::byte* at) {
-        std::memmove(at, src, bytes);
-        return future<>{};
-      },
-      [&](detail::runtime_state& r, const transport::remote_address& to) {
-        return transport::put_remote_complete(r.worker(), r.endpoints(), src, bytes, to);
-      });
+  return detail::put_elements(src, n, dst, detail::put_completion::target);
 }
-
 template <global_element T>
-  requires(sizeof(T) <= detail::op_buffer::capacity)
 future<> rput(const T& value, global_ptr<T> dst, remote_completion) {
-  return detail::one_sided(
-      detail::direction::put, dst, sizeof(T), "rput",
-      [&](std::byte* at) {
-        std::memcpy(at, &value, sizeof(T));
-        return future<>{};
-      },
-      [&](detail::runtime_state& r, const transport::remote_address& to) {
-        detail::op_buffer* b = detail::op_buffer_pool::take();
-        std::memcpy(b->bytes, &value, sizeof(T));
-        return transport::put_remote_complete(r.worker(), r.endpoints(), b->bytes, sizeof(T), to, b);
-      });
+  return detail::put_one(value, dst, detail::put_completion::target);
 }
 
 // Copies n elements from p .. p+n into local dst.

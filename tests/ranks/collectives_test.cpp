@@ -322,6 +322,8 @@ void mismatch(std::string_view which) {
       // are found by the next collective's end, and everyone is told.
       (void)dsm::broadcast(me, me == 0 ? 0 : 1);
       dsm::barrier();
+    } else if (which == "mismatch-allocation") {
+      (void)dsm::allocate_collective<int>(me == 0 ? 4 : 8);
     } else if (which == "mismatch-kinds") {
       if (me == 0) dsm::barrier();
       else (void)dsm::allgather(me);

@@ -167,9 +167,15 @@ struct collective_call {
       if (!got_) got_ = call_.via->take(call_, from_, round_);
       return got_.has_value();
     }
+    // "barrier 2 (round 0) from rank 1"; a call with arguments names them:
+    // "allreduce<dsm::sum> of 4 x int (allreduce 7, round 1) from rank 3".
     std::string describe() const override {
-      return call_.signature + " (" + to_string(call_.kind) + " " + std::to_string(call_.seq) + ", round " +
-             std::to_string(round_) + ") from rank " + std::to_string(peer());
+      const std::string numbered = std::string(to_string(call_.kind)) + " " + std::to_string(call_.seq);
+      const std::string round = "round " + std::to_string(round_);
+      const std::string what = call_.signature == to_string(call_.kind)
+                                   ? numbered + " (" + round + ")"
+                                   : call_.signature + " (" + numbered + ", " + round + ")";
+      return what + " from rank " + std::to_string(peer());
     }
     int peer() const override { return call_.via->world_rank_of(call_, from_); }
 

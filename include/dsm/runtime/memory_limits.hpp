@@ -10,6 +10,7 @@
 
 #include <dsm/error.hpp>
 #include <dsm/runtime/settings.hpp>
+#include <dsm/transport/transport_list.hpp>
 
 #include <fmt/format.h>
 #include <sys/resource.h>
@@ -38,11 +39,8 @@ inline std::uint64_t segment_limit(const settings& s) noexcept {
 
 // Whether UCX may place segments in /dev/shm: its posix transport is in use.
 inline bool segments_in_dev_shm() noexcept {
-  const char* tls = std::getenv("UCX_TLS");
-  if (tls == nullptr || *tls == '\0' || *tls == '^') return true;
-  const std::string list = std::string(",") + tls + ",";
-  return list.find(",posix,") != std::string::npos || list.find(",shm,") != std::string::npos ||
-         list.find(",sm,") != std::string::npos || list.find(",all,") != std::string::npos;
+  const auto tls = transport::transport_list::from_environment();
+  return tls.unrestricted() || tls.names_any({"posix", "shm", "sm", "all"});
 }
 
 inline std::uint64_t dev_shm_free_bytes() noexcept {

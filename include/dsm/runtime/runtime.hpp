@@ -32,10 +32,21 @@ inline runtime_state*& current_runtime() noexcept {
 [[noreturn, gnu::cold, gnu::noinline]] inline void throw_no_runtime() {
   throw error(errc::invalid_argument, "no dsm::runtime: construct one at the start of main");
 }
-// On every transfer's path: a load and a test, the throw out of line.
+// dsm's thread model: the thread that constructed dsm::runtime is the one
+// that calls dsm (its progress thread, if any, is dsm's own). The rank's
+// state (caches, open collectives, pending requests) is not locked, so a
+// call from any other thread is refused rather than left to race.
+constinit inline thread_local bool on_runtime_thread = false;
+[[noreturn, gnu::cold, gnu::noinline]] inline void throw_other_thread() {
+  throw error(errc::contract_violation,
+              "dsm called from a thread other than the one that constructed dsm::runtime: one thread per rank "
+              "calls dsm (README: Threads)");
+}
+// On every transfer's path: two loads and two tests, the throws out of line.
 [[gnu::always_inline]] inline runtime_state& rt() {
   runtime_state* r = current_runtime();
   if (r == nullptr) [[unlikely]] throw_no_runtime();
+  if (!on_runtime_thread) [[unlikely]] throw_other_thread();
   return *r;
 }
 }  // namespace detail
@@ -68,6 +79,7 @@ class runtime {
     detail::line_buffer_piped_stdout();
     state_ = std::make_unique<detail::runtime_state>(detail::settings::from_environment());
     detail::current_runtime() = state_.get();
+    detail::on_runtime_thread = true;
     static const bool registered = std::atexit(&detail::leave_at_exit) == 0;
     (void)registered;
   }
@@ -76,6 +88,7 @@ class runtime {
   ~runtime() {
     state_.reset();
     detail::current_runtime() = nullptr;
+    detail::on_runtime_thread = false;
   }
 
   // "dsmrun", "pmix" or "singleton".

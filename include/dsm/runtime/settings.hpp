@@ -79,17 +79,8 @@ struct settings {
   // Shared-memory transports serve RMA and atomics without the target's
   // help; a progress thread would only add a lock to every operation.
   static bool shared_memory_only(const char* tls) {
-    if (tls == nullptr || *tls == '\0' || *tls == '^') return false;
-    std::string_view rest = tls;
-    while (!rest.empty()) {
-      const auto comma = rest.find(',');
-      const std::string_view name = rest.substr(0, comma);
-      if (name != "self" && name != "posix" && name != "sysv" && name != "cma" && name != "sm" && name != "shm" &&
-          name != "xpmem" && name != "knem")
-        return false;
-      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-    }
-    return true;
+    return transport::transport_list(tls).names_only(
+        {"self", "posix", "sysv", "cma", "sm", "shm", "xpmem", "knem"});
   }
 };
 

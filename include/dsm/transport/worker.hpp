@@ -9,6 +9,7 @@
 
 #include <dsm/transport/clock.hpp>
 #include <dsm/transport/status.hpp>
+#include <dsm/transport/transport_list.hpp>
 
 #include <poll.h>
 #include <sched.h>
@@ -359,11 +360,8 @@ class worker {
   // Whether UCX_TLS leaves UCX its shared-memory transports (else it warns
   // of their settings as unused).
   static bool may_use_shared_memory(const char* tls) {
-    if (tls == nullptr || *tls == '\0' || *tls == '^') return true;
-    const std::string list = std::string(",") + tls + ",";
-    for (const char* name : {",posix,", ",sysv,", ",sm,", ",shm,", ",mm,", ",all,"})
-      if (list.find(name) != std::string::npos) return true;
-    return false;
+    const transport_list list(tls);
+    return list.unrestricted() || list.names_any({"posix", "sysv", "sm", "shm", "mm", "all"});
   }
 
   void run_progress_thread(int worker_fd) {
