@@ -36,16 +36,18 @@ global_ptr<T> allocate(std::size_t n) {
 namespace detail {
 
 // A job that mixes ISAs shares a T only if every rank lays it out and
-// represents it alike (see detail/element_layout.hpp): compared with rank
-// 0's on every rank, so every rank finds the same first mismatch and throws.
+// represents it alike (see detail/element_layout.hpp): compared with team
+// rank 0's on every member, so every member finds the same first mismatch
+// and throws.
 template <class T>
-void check_element_layout(std::string_view object) {
+void check_element_layout(const team& t, std::string_view object) {
   if (!rt().mixed_isa()) return;
-  const auto all = allgather(element_layout_of<T>());
+  const auto all = allgather(t, element_layout_of<T>());
   for (std::size_t r = 1; r < all.size(); ++r) {
     const auto &a = all[0], &b = all[r];
     if (a.fingerprint == b.fingerprint && a.size == b.size && a.alignment == b.alignment) continue;
-    auto on = [&](std::size_t rank, const element_layout& l) {
+    auto on = [&](std::size_t member, const element_layout& l) {
+      const int rank = t.world_rank(static_cast<int>(member));
       return fmt::format("rank {} ({}): {} B, aligned to {}, layout {:016x}", rank,
                          arch::to_string(rt().isa_of(static_cast<std::uint32_t>(rank))), l.size, l.alignment,
                          l.fingerprint);
@@ -57,16 +59,18 @@ void check_element_layout(std::string_view object) {
   }
 }
 
-// `at`: where this rank's block is mapped, address space the caller
-// reserved (null: anywhere).
+// Over team t, block m of the result homed on team rank m. `at`: where
+// this rank's block is mapped, address space the caller reserved (null:
+// anywhere).
 template <class T>
-std::vector<global_ptr<T>> allocate_collective_of(std::size_t n_per_rank, std::string_view object,
+std::vector<global_ptr<T>> allocate_collective_of(const team& t, std::size_t n_per_rank, std::string_view object,
                                                   std::byte* at = nullptr) {
   // Every collective inside carries the object's name and size: a rank
   // allocating something else at this point is a mismatch, named.
   const runtime_state::operation_scope scope(rt(), fmt::format("{}: {} x {} per rank", object, n_per_rank, type_name<T>()));
-  check_element_layout<T>(object);
-  const auto segments = rt().allocate_collective(element_bytes<T>(n_per_rank, "allocate_collective"), at, object);
+  check_element_layout<T>(t, object);
+  const auto segments =
+      rt().allocate_collective(t.state(), element_bytes<T>(n_per_rank, "allocate_collective"), at, object);
   std::vector<global_ptr<T>> blocks;
   blocks.reserve(segments.size());
   for (const auto& s : segments) blocks.push_back(pointer_to<T>(s));
@@ -75,12 +79,18 @@ std::vector<global_ptr<T>> allocate_collective_of(std::size_t n_per_rank, std::s
 
 }  // namespace detail
 
-// Collective: n_per_rank elements homed on every rank; element r of the
-// result is rank r's block. Every rank must pass the same n_per_rank, and
-// in a job that mixes ISAs, T must have one layout on all of them.
+// Collective (over team t, or every rank): n_per_rank elements homed on
+// every member; element r of the result is team rank r's block. Every
+// member must pass the same n_per_rank, and in a job that mixes ISAs, T
+// must have one layout on all of them.
+template <global_element T>
+std::vector<global_ptr<T>> allocate_collective(const team& t, std::size_t n_per_rank) {
+  return detail::allocate_collective_of<T>(t, n_per_rank,
+                                           fmt::format("allocate_collective<{}>", detail::type_name<T>()));
+}
 template <global_element T>
 std::vector<global_ptr<T>> allocate_collective(std::size_t n_per_rank) {
-  return detail::allocate_collective_of<T>(n_per_rank, fmt::format("allocate_collective<{}>", detail::type_name<T>()));
+  return allocate_collective<T>(world(), n_per_rank);
 }
 
 // Frees memory from allocate / allocate_collective; called by its home rank
@@ -90,6 +100,7 @@ std::vector<global_ptr<T>> allocate_collective(std::size_t n_per_rank) {
 template <class T>
 void deallocate(global_ptr<T> p) {
   if (p.is_null()) return;
+  const detail::rank_entry entry;
   auto& rt = detail::rt();
   if (p.home_rank() != rt.rank())
     throw error(errc::invalid_argument, fmt::format("deallocate({}): memory homed on rank {} is freed by that rank",

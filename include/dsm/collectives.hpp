@@ -47,6 +47,7 @@ class collective_future {
   collective_future& operator=(collective_future&&) = delete;
   ~collective_future() {
     if (!s_) return;
+    const detail::rank_entry entry;
     auto& rt = detail::rt();
     if (rt.job_failed() || std::uncaught_exceptions() > 0) {
       rt.forget(*s_);
@@ -60,11 +61,13 @@ class collective_future {
   }
 
   bool ready() {
+    const detail::rank_entry entry;
     detail::rt().worker().progress();
     detail::rt().advance(*s_);
     return s_->finished;
   }
   R wait() {
+    const detail::rank_entry entry;
     detail::rt().finish(*s_);
     if constexpr (!std::is_void_v<R>) {
       R out = std::move(s_->value);
@@ -78,6 +81,7 @@ class collective_future {
   // Starts make(&result)'s task.
   template <class Make>
   static collective_future start(Make&& make) {
+    const detail::rank_entry entry;  // the call begun is the one adopted
     auto s = std::make_unique<state>();
     s->task = make(&s->value);
     detail::rt().adopt(*s);

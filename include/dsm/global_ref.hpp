@@ -8,6 +8,7 @@
 
 #include <dsm/global_ptr.hpp>
 #include <dsm/operators.hpp>
+#include <dsm/runtime/rank_lock.hpp>
 
 #include <concepts>
 #include <cstddef>
@@ -24,11 +25,17 @@ class global_ref {
  public:
   global_ref(shared_array<T, Policy>& array, std::size_t index) noexcept : array_(&array), index_(index) {}
 
-  // Inlined: the policy's hit path belongs in the caller's loop.
-  [[gnu::always_inline]] operator T() const { return array_->policy_state().read(index_); }
+  // Inlined: the policy's hit path belongs in the caller's loop. Each
+  // access holds the rank lock under threads::multiple (a cache is the
+  // rank's state); otherwise the entry is a load and a branch.
+  [[gnu::always_inline]] operator T() const {
+    const detail::rank_entry entry;
+    return array_->policy_state().read(index_);
+  }
   T get() const { return static_cast<T>(*this); }
 
   [[gnu::always_inline]] const global_ref& operator=(const T& value) const {
+    const detail::rank_entry entry;
     array_->policy_state().write(index_, value);
     return *this;
   }
@@ -41,6 +48,7 @@ class global_ref {
   const global_ref& combine(U&& v) const
     requires std::convertible_to<U, T> && requires(typename Policy::template state<T>& s, std::size_t i, T t) { s.combine(i, t); }
   {
+    const detail::rank_entry entry;
     array_->policy_state().combine(index_, static_cast<T>(std::forward<U>(v)));
     return *this;
   }

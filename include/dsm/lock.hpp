@@ -1,5 +1,6 @@
 // dsm::queue_lock (also spelled dsm::lock): a distributed MCS queue lock on remote atomics. Constructed and
-// destroyed collectively. lock() is an acquire and unlock() a release (all
+// destroyed collectively, over every rank or over a team (whose members
+// alone may take it). lock() is an acquire and unlock() a release (all
 // of this rank's puts are complete at their targets before the next holder
 // gets the lock); waiters queue in arrival order, so no rank starves. Each
 // waiter spins on its own queue node, homed on itself.
@@ -8,21 +9,25 @@
 #include <dsm/allocate.hpp>
 #include <dsm/rma.hpp>
 #include <dsm/runtime/runtime.hpp>
+#include <dsm/team.hpp>
 
 #include <atomic>
 #include <cstdint>
 #include <exception>
+#include <mutex>
 #include <vector>
 
 namespace dsm {
 
 class queue_lock {
-  // Per rank: tail (used on rank 0 only), locked flag, successor (rank + 1;
-  // 0 = none).
+  // Per member: tail (used on team rank 0 only), locked flag, successor
+  // (team rank + 1; 0 = none).
   static constexpr std::size_t tail_word = 0, locked_word = 1, next_word = 2, words = 3;
 
  public:
-  queue_lock() : nodes_(allocate_collective<std::uint64_t>(words)), me_(static_cast<std::uint64_t>(rank())) {}
+  queue_lock() : queue_lock(world()) {}
+  explicit queue_lock(const team& t)
+      : team_(t), nodes_(allocate_collective<std::uint64_t>(t, words)), me_(static_cast<std::uint64_t>(t.rank())) {}
   queue_lock(const queue_lock&) = delete;
   queue_lock& operator=(const queue_lock&) = delete;
   // Collective, except while an exception unwinds or in a failed job (see
@@ -30,23 +35,49 @@ class queue_lock {
   ~queue_lock() {
     if (std::uncaught_exceptions() > uncaught_at_construction_ || detail::rt().job_failed()) return;
     try {
-      barrier();  // nobody queues on a node that is about to go
+      barrier(team_);  // nobody queues on a node that is about to go
       deallocate(nodes_[me_]);
     } catch (const std::exception& e) {
       fmt::print(stderr, "dsm: rank {}: destroying a lock: {}\n", me_, e.what());
     }
   }
 
-  void lock() { acquire(); }
+  // Under threads::multiple the rank's threads first take turns on a local
+  // mutex (the rank has one queue node), waiting without the rank lock.
+  void lock() {
+    const detail::rank_entry entry;
+    if (detail::multithreaded) {
+      const detail::waiting_for_peers away;
+      local_turn_.lock();
+    }
+    try {
+      acquire();
+    } catch (...) {
+      if (detail::multithreaded) local_turn_.unlock();
+      throw;
+    }
+  }
 
   bool try_lock() {
+    const detail::rank_entry entry;
+    if (detail::multithreaded && !local_turn_.try_lock()) return false;
     init_own_node();
-    if (atomic_compare_exchange(tail(), 0, me_ + 1).wait() != 0) return false;
+    if (atomic_compare_exchange(tail(), 0, me_ + 1).wait() != 0) {
+      if (detail::multithreaded) local_turn_.unlock();
+      return false;
+    }
     on_acquired();
     return true;
   }
 
   void unlock() {
+    const detail::rank_entry entry;
+    hand_over();
+    if (detail::multithreaded) local_turn_.unlock();
+  }
+
+ private:
+  void hand_over() {
     detail::rt().release();
     if (own(next_word).load(std::memory_order_acquire) == 0) {
       if (atomic_compare_exchange(tail(), me_ + 1, 0).wait() == me_ + 1) return;  // nobody waiting
@@ -57,7 +88,6 @@ class queue_lock {
     atomic_store(nodes_[successor] + locked_word, 0).wait();
   }
 
- private:
   void acquire() {
     init_own_node();
     const std::uint64_t predecessor = atomic_exchange(tail(), me_ + 1).wait();
@@ -94,13 +124,16 @@ class queue_lock {
   template <class Done>
   void wait_own(std::size_t word, Done done, const char* what) {
     auto cell = own(word);
+    const detail::waiting_for_peers away;  // a hand-over waits for another rank's program
     detail::rt().worker().wait_until([&] { return done(cell.load(std::memory_order_acquire)); },
                                      detail::rt().worker().timeout(),
-                                     [&] { return fmt::format("{} on rank {}", what, me_); });
+                                     [&] { return fmt::format("{} on rank {}", what, team_.world_rank(static_cast<int>(me_))); });
   }
 
+  team team_;
+  std::mutex local_turn_;  // threads::multiple: which of the rank's threads queues
   std::vector<global_ptr<std::uint64_t>> nodes_;
-  std::uint64_t me_;
+  std::uint64_t me_;  // this rank's place in team_
   int uncaught_at_construction_ = std::uncaught_exceptions();
 };
 

@@ -36,6 +36,7 @@ template <class T, class Local, class Remote>
 [[gnu::always_inline]] inline auto one_sided(direction d, global_ptr<T> p, std::uint64_t bytes, const char* operation, Local&& local,
                Remote&& remote) {
   check_not_null(p, operation);
+  const rank_entry entry;  // threads::multiple: the whole call holds the rank
   runtime_state& r = rt();
   runtime_stats& st = r.stats();
   if (d == direction::put) ++st.puts, st.bytes_put += bytes;
@@ -159,6 +160,7 @@ future<T> remote_atomic(global_ptr<T> p, transport::atomic_op op, T operand, T d
   if (p.byte_offset() % sizeof(T) != 0)
     throw error(errc::invalid_argument, fmt::format("{} on {}: not {}-byte aligned", name, p.describe(), sizeof(T)));
 #endif
+  const rank_entry entry;
   auto& r = rt();
   ++r.stats().atomics;
   return r.with_remote(p.home_rank(), p.segment(), p.generation(), p.byte_offset(), sizeof(T), name,

@@ -1,10 +1,10 @@
-// dsm::shared_array<T, Policy>: n elements of T spread over all ranks by a
-// distribution (block by default, cyclic, block_cyclic(k)), each element
-// homed on its owner, accessed through a coherence policy chosen at compile
-// time. Construction and destruction are collective. Every dsm::barrier()
-// calls the policy's release and, once all ranks are through, its barrier
-// hook; every dsm::lock calls acquire after lock() and release before
-// unlock().
+// dsm::shared_array<T, Policy>: n elements of T spread over all ranks (or
+// a team's) by a distribution (block by default, cyclic, block_cyclic(k)),
+// each element homed on its owner, accessed through a coherence policy
+// chosen at compile time. Construction and destruction are collective over
+// the team. Every dsm::barrier(), and every barrier of its team, calls the
+// policy's release and, once all members are through, its barrier hook;
+// every dsm::lock calls acquire after lock() and release before unlock().
 #pragma once
 
 #include <dsm/allocate.hpp>
@@ -60,23 +60,35 @@ class shared_array {
   using reference = global_ref<T, Policy>;
   using size_type = std::size_t;
 
-  explicit shared_array(std::size_t n, std::string name = {}) : shared_array(n, block, unit_size{}, std::move(name)) {}
-
+  explicit shared_array(std::size_t n, std::string name = {}) : shared_array(world(), n, std::move(name)) {}
   template <distribution_spec D>
-  shared_array(std::size_t n, D layout, std::string name = {}) : shared_array(n, layout, unit_size{}, std::move(name)) {}
+  shared_array(std::size_t n, D layout, std::string name = {}) : shared_array(world(), n, layout, std::move(name)) {}
+  template <distribution_spec D>
+  shared_array(std::size_t n, D layout, unit_size unit, std::string name = {})
+      : shared_array(world(), n, layout, unit, std::move(name)) {}
+
+  // Over team t: the elements are spread over its members only, and the
+  // construction, the destruction and the policy's barrier actions are
+  // collective over t (dsm::barrier(t), or any dsm::barrier()). owner(i),
+  // local_size() and the rest speak in ranks of t.
+  shared_array(const dsm::team& t, std::size_t n, std::string name = {}) : shared_array(t, n, block, std::move(name)) {}
+  template <distribution_spec D>
+  shared_array(const dsm::team& t, std::size_t n, D layout, std::string name = {})
+      : shared_array(t, n, layout, unit_size{}, std::move(name)) {}
 
   // `unit`: the coherence unit of a caching policy (see dsm::unit_size).
   template <distribution_spec D>
-  shared_array(std::size_t n, D layout, unit_size unit, std::string name = {})
-      : layout_{dsm::distribution(layout, n, static_cast<std::size_t>(ranks())), {}, std::move(name), {}, 0, unit, {}} {
+  shared_array(const dsm::team& t, std::size_t n, D layout, unit_size unit, std::string name = {})
+      : layout_{dsm::distribution(layout, n, static_cast<std::size_t>(t.size())), {}, std::move(name), {}, 0, unit, {}, t} {
+    const detail::rank_entry entry;  // threads::multiple: the construction holds the rank
     layout_.description = describe();
     // Every collective of the construction names the array, its size, layout and unit.
     const detail::runtime_state::operation_scope scope(
         detail::rt(), fmt::format("{} of {} elements ({} of {}, unit {} B)", layout_.description, n,
                                   layout_.distribution.layout() == dsm::distribution::kind::block ? "blocks" : "block_cyclic",
                                   layout_.distribution.block_size(), unit.bytes));
-    layout_.object_id = detail::rt().next_collective();  // the same on every rank
-    me_ = static_cast<std::size_t>(rank());
+    layout_.object_id = detail::rt().next_object_id(t.state());  // the same on every member
+    me_ = static_cast<std::size_t>(t.rank());
     // Caching policies' blocks hold whole units (unit_map::slot_elements_of),
     // so that every rank's copies sit in equal slots of one mirror.
     const std::size_t block_elements =
@@ -85,11 +97,11 @@ class shared_array {
             : layout_.distribution.max_local_size();
     if constexpr (coherence::keeps_copies<Policy>) {
       const auto slot_bytes = detail::element_bytes<T>(block_elements, "allocate_collective");
-      detail::rt().check_collective_bytes(slot_bytes, layout_.description);  // before reserving address space for every rank's
-      layout_.mirror = std::make_unique<coherence::mirror_space>(static_cast<std::size_t>(ranks()), me_, slot_bytes,
+      detail::rt().check_collective_bytes(t.state(), slot_bytes, layout_.description);  // before reserving address space for every member's
+      layout_.mirror = std::make_unique<coherence::mirror_space>(static_cast<std::size_t>(t.size()), me_, slot_bytes,
                                                                  layout_.description);
     }
-    auto blocks = detail::allocate_collective_of<T>(block_elements, layout_.description,
+    auto blocks = detail::allocate_collective_of<T>(t, block_elements, layout_.description,
                                                     layout_.mirror ? layout_.mirror->own_slot() : nullptr);
     if (layout_.mirror)
       layout_.mirror->adopt_own_block(reinterpret_cast<const std::byte*>(blocks[me_].local()),
@@ -102,7 +114,7 @@ class shared_array {
         return a;
       }()));
     state_.emplace(layout_);
-    detail::rt().join_sync(&sync_);
+    detail::rt().join_sync(&sync_, t.state());
   }
 
   shared_array(const shared_array&) = delete;
@@ -117,6 +129,7 @@ class shared_array {
   // runtime ends. So too in a failed job (a peer died, a wait timed out),
   // where every collective would fail at once.
   ~shared_array() {
+    const detail::rank_entry entry;
     if (std::uncaught_exceptions() > uncaught_at_construction_ || detail::rt().job_failed()) {
       detail::rt().leave_sync(&sync_);
       return;
@@ -125,16 +138,18 @@ class shared_array {
       const detail::runtime_state::operation_scope scope(detail::rt(), "the destruction of " + describe());
       detail::rt().leave_sync(&sync_);
       state_->arrive();
-      barrier();
+      barrier(layout_.team);
       if constexpr (requires { state_->retire(); }) state_->retire();  // a policy's own registered memory
       deallocate(layout_.blocks[me_]);
-      barrier();
+      barrier(layout_.team);
     } catch (const std::exception& e) {
       fmt::print(stderr, "dsm: rank {}: destroying {}: {}\n", me_, describe(), e.what());
     }
   }
 
   std::size_t size() const noexcept { return layout_.distribution.size(); }
+  // The ranks the elements are spread over (world() unless built over a team).
+  const dsm::team& team() const noexcept { return layout_.team; }
   bool empty() const noexcept { return size() == 0; }
   const std::string& name() const noexcept { return layout_.name; }
   const dsm::distribution& distribution() const noexcept { return layout_.distribution; }
@@ -173,11 +188,13 @@ class shared_array {
   // Bulk: elements [first, first + count), one transfer per owner, all in
   // flight together.
   void get(std::size_t first, std::size_t count, T* out) {
+    const detail::rank_entry entry;
     check_range(first, count, "get");
     state_->get(first, count, out);
   }
   void get(std::size_t first, std::span<T> out) { get(first, out.size(), out.data()); }
   void put(std::size_t first, std::span<const T> in) {
+    const detail::rank_entry entry;
     check_range(first, in.size(), "put");
     state_->put(first, in.data(), in.size());
   }
@@ -185,6 +202,7 @@ class shared_array {
   // A reduction array: in[k] joins element first + k's contributions, as
   // (*this)[first + k].combine(in[k]) would, one owner's run at a time.
   void combine(std::size_t first, std::span<const T> in) {
+    const detail::rank_entry entry;
     static_assert(requires { state_->combine(first, in.data(), in.size()); },
                   "dsm::shared_array::combine: only a reduction<Op> array is combined into");
     check_range(first, in.size(), "combine");
@@ -198,6 +216,7 @@ class shared_array {
   // one owner's storage, or anywhere in a block layout whose units tile
   // the blocks (contributions_tiled()). Valid until the next barrier.
   std::span<T> contribution_span(std::size_t first, std::size_t count) {
+    const detail::rank_entry entry;
     static_assert(requires { state_->contribution_span(first, count); },
                   "dsm::shared_array::contribution_span: only a reduction<Op> array takes contributions");
     if (count == 0) return {};
@@ -220,6 +239,7 @@ class shared_array {
   // (write_shared: its units are twinned now and their changes sent at the
   // release) until its next release or acquire.
   std::span<const T> read_span(std::size_t first, std::size_t count) {
+    const detail::rank_entry entry;
     static_assert(requires { state_->read_span(first, count); },
                   "dsm::shared_array::read_span: this policy keeps no copies to read (direct): use get() into a buffer");
     if (count == 0) return {};
@@ -227,6 +247,7 @@ class shared_array {
     return {state_->read_span(first, count), count};
   }
   std::span<T> write_span(std::size_t first, std::size_t count) {
+    const detail::rank_entry entry;
     static_assert(requires { state_->write_span(first, count); },
                   "dsm::shared_array::write_span: only write_shared hands out writable copies (single_writer's recalls "
                   "may take a unit while it is written; read_only is not written): use put(), element writes or local()");
@@ -239,12 +260,14 @@ class shared_array {
   // fetched from now on, without waiting (a later read finds them there or
   // on their way); a no-op for direct, which keeps no copies.
   void prefetch(std::size_t first, std::size_t count) {
+    const detail::rank_entry entry;
     check_range(first, count, "prefetch");
     if constexpr (requires { state_->prefetch(first, count); }) state_->prefetch(first, count);
   }
   // advice::willneed is prefetch; advice::dontneed drops the range's read
   // copies (the units this rank writes stay until its release sends them).
   void advise(std::size_t first, std::size_t count, advice a) {
+    const detail::rank_entry entry;
     check_range(first, count, "advise");
     if (a != advice::willneed && a != advice::dontneed)
       throw error(errc::invalid_argument, fmt::format("{}: advise with advice {}: expected willneed or dontneed", describe(),
@@ -261,12 +284,14 @@ class shared_array {
   // written only by signal() (a policy's write could wait in a cache for
   // the next release) and read with wait_until() or test().
   void wait_until(std::size_t i, cmp c, std::type_identity_t<T> value) {
+    const detail::rank_entry entry;
     static_assert(transport::atomic_word<T>, "dsm::shared_array::wait_until: a flag is a 32- or 64-bit integer");
     check_index(i, "wait_until");
     (void)detail::await_word(layout_.pointer(i), c, value, [&] { return fmt::format("{}[{}]", describe(), i); });
     detail::rt().acquire();
   }
   bool test(std::size_t i, cmp c, std::type_identity_t<T> value) {
+    const detail::rank_entry entry;
     static_assert(transport::atomic_word<T>, "dsm::shared_array::test: a flag is a 32- or 64-bit integer");
     check_index(i, "test");
     const global_ptr<T> p = layout_.pointer(i);
@@ -282,6 +307,7 @@ class shared_array {
     return true;
   }
   void signal(std::size_t i, std::type_identity_t<T> value, signal_op op = signal_op::set) {
+    const detail::rank_entry entry;
     static_assert(transport::atomic_word<T>, "dsm::shared_array::signal: a flag is a 32- or 64-bit integer");
     static_assert(!std::same_as<Policy, read_only> && !coherence::is_reduction<Policy>,
                   "dsm::shared_array::signal: read_only and reduction arrays take no plain writes; keep flags in "
@@ -301,10 +327,12 @@ class shared_array {
   typename Policy::template state<T>& policy_state() noexcept { return *state_; }
   const coherence::array_layout<T>& layout() const noexcept { return layout_; }
 
-  // "shared_array<double, direct> 'x'" for messages.
+  // "shared_array<double, direct> 'x'" for messages, and "over team ..."
+  // when not over every rank.
   std::string describe() const {
-    return fmt::format("shared_array<{}, {}>{}", detail::type_name<T>(), Policy::name,
-                       layout_.name.empty() ? std::string() : fmt::format(" '{}'", layout_.name));
+    return fmt::format("shared_array<{}, {}>{}{}", detail::type_name<T>(), Policy::name,
+                       layout_.name.empty() ? std::string() : fmt::format(" '{}'", layout_.name),
+                       layout_.team.state().id == 0 ? std::string() : " over " + layout_.team.name());
   }
 
  private:

@@ -91,6 +91,7 @@ namespace detail {
 // last seen.
 template <transport::atomic_word T, class Describe>
 T await_word(global_ptr<T> p, cmp c, T value, Describe&& describe) {
+  const waiting_for_peers away;  // threads::multiple: the rank's other threads go on
   auto& w = rt().worker();
   const auto condition = [&](T last) {
     return fmt::format("wait_until({} {} {}): the value at rank {} is {}", describe(), to_string(c), value,
@@ -136,6 +137,7 @@ T await_word(global_ptr<T> p, cmp c, T value, Describe&& describe) {
 // the condition and the value last seen).
 template <transport::atomic_word T>
 void wait_until(global_ptr<T> p, cmp c, std::type_identity_t<T> value) {
+  const detail::rank_entry entry;  // given up while it waits (threads::multiple)
   (void)detail::own_word(p, "wait_until");  // a peer's word is refused
   (void)detail::await_word(p, c, value, [&] { return "*" + p.describe(); });
 }
@@ -151,6 +153,7 @@ enum class signal_op { set, add };
 template <global_element T>
 future<std::uint64_t> rput_signal(const T* src, std::size_t n, global_ptr<T> dst, global_ptr<std::uint64_t> signal,
                                   std::uint64_t value, signal_op op = signal_op::set) {
+  const detail::rank_entry entry;  // threads::multiple: nothing posted between the data and its signal
   detail::check_not_null(dst, "rput_signal");
   detail::check_not_null(signal, "rput_signal");
   if (dst.home_rank() != signal.home_rank())

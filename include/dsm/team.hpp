@@ -74,19 +74,15 @@ inline team world() {
 inline team local_team() { return team(detail::rt().local_team()); }
 
 // Collective over t: a release, every member arrives, an acquire (as a
-// lock hand-over: what any member wrote before is visible after). Over
-// world() it is dsm::barrier(), which also runs the arrays' barrier
-// actions (a team barrier does not: an array spans every rank).
-inline void barrier(const team& t) {
-  auto& rt = detail::rt();
-  if (t.state().id == 0) return rt.barrier();
-  rt.release();
-  rt.run(detail::barrier_task(rt.begin(t.state(), detail::collective_kind::synchronize, "barrier")));
-  rt.acquire();
-}
+// lock hand-over: what any member wrote before is visible after). Arrays
+// and locks built over t take their barrier actions here; others are
+// released and acquired. Over world() it is dsm::barrier(), where every
+// array, whatever its team, takes its barrier actions.
+inline void barrier(const team& t) { detail::rt().barrier(t.state()); }
 
 inline team team::split(int color, int key) const {
   auto& parent = state();
+  const detail::rank_entry entry;
   auto& rt = detail::rt();
   if (color < no_color)
     throw error(errc::invalid_argument,

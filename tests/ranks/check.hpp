@@ -46,9 +46,10 @@ std::string expect_error(F&& f, dsm::errc category, const char* what, const char
 }
 
 // main() of a test program: the runtime, the body, a final verdict.
-inline int run(int argc, char** argv, const std::function<void()>& body) {
+inline int run(int argc, char** argv, const std::function<void()>& body,
+               dsm::threads model = dsm::threads::single) {
   try {
-    dsm::runtime rt{argc, argv};
+    dsm::runtime rt{argc, argv, model};
     body();
     const int all = dsm::allreduce(failures());
     if (dsm::rank() == 0)

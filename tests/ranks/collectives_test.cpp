@@ -322,6 +322,12 @@ void mismatch(std::string_view which) {
       // are found by the next collective's end, and everyone is told.
       (void)dsm::broadcast(me, me == 0 ? 0 : 1);
       dsm::barrier();
+    } else if (which == "mismatch-team-sizes") {
+      // The even half disagrees (ranks 0 and 2); rank 1, alone in its
+      // half, builds its array and hears of the mismatch at the barrier.
+      const dsm::team half = dsm::world().split(me % 2, me);
+      { dsm::shared_array<double> a(half, static_cast<std::size_t>(100 + me), "teamed"); }
+      dsm::barrier();
     } else if (which == "mismatch-allocation") {
       (void)dsm::allocate_collective<int>(me == 0 ? 4 : 8);
     } else if (which == "mismatch-kinds") {

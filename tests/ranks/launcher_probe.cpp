@@ -85,13 +85,16 @@ int signal_of(std::string_view name) {
   return 0;
 }
 
-}  // namespace
+int report(const dsm::error& e) {
+  fmt::print("rank {}: {}: {}\n", e.rank(), dsm::to_string(e.category()), e.message());
+  std::fflush(stdout);
+  return 1;
+}
 
-int run(int argc, char** argv) {
+int run_modes(int argc, char** argv) {
   const std::string_view mode = argc > 1 ? argv[1] : "hello";
   const int a = argc > 2 ? std::atoi(argv[2]) : 0, b = argc > 3 ? std::atoi(argv[3]) : 0;
   const std::string_view third = argc > 3 ? argv[3] : "";
-  dsm::runtime rt{argc, argv};
   const int me = dsm::rank();
   if (mode == "hello") {
     fmt::print("rank {} of {}\n", me, dsm::ranks());
@@ -140,14 +143,22 @@ int run(int argc, char** argv) {
   return 0;
 }
 
+}  // namespace
+
 // The failure may reach a rank anywhere, even in the runtime's constructor
 // (a rank that leaves the constructor's last exchange first may end before
-// the others have left it), so the whole run is caught, not one barrier.
+// the others have left it), so the whole run is caught, not one barrier;
+// and it is told before the runtime goes (under mpirun, a failed job's
+// ranks are killed soon after the first one ends).
 int main(int argc, char** argv) {
   try {
-    return run(argc, argv);
+    dsm::runtime rt{argc, argv};
+    try {
+      return run_modes(argc, argv);
+    } catch (const dsm::error& e) {
+      return report(e);
+    }
   } catch (const dsm::error& e) {
-    fmt::print("rank {}: {}: {}\n", e.rank(), dsm::to_string(e.category()), e.message());
-    return 1;
+    return report(e);
   }
 }

@@ -1,5 +1,5 @@
-// What a coherence policy knows about the array it serves: the
-// distribution, every rank's block, the array's name and description, the
+// What a coherence policy knows about the array it serves: its team, the
+// distribution, every member's block, the array's name and description, the
 // object id its protocol messages carry, its coherence unit size, and, for
 // a policy that keeps copies, the address space they live in.
 #pragma once
@@ -8,6 +8,7 @@
 #include <dsm/coherence/unit_map.hpp>
 #include <dsm/distribution.hpp>
 #include <dsm/global_ptr.hpp>
+#include <dsm/team.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -26,6 +27,7 @@ struct array_layout {
   std::uint64_t object_id = 0;   // the same on every rank
   dsm::unit_size unit{};
   std::unique_ptr<mirror_space> mirror;  // policies with keeps_copies: this rank's block is its slot
+  dsm::team team;  // the ranks the array spans; "rank" above and in the distribution is a rank of it
 
   global_ptr<T> pointer(std::size_t i) const {
     const auto [owner, local] = distribution.locate(i);

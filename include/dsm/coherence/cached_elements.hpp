@@ -23,7 +23,7 @@ class cached_elements {
   cached_elements(const array_layout<T>& layout, protocol p)
       : layout_(layout),
         units_(layout.distribution, sizeof(T), layout.unit, layout.description),
-        engine_(p, layout.object_id, layout.distribution, units_, *layout.mirror, layout.byte_blocks(),
+        engine_(p, layout.team.state(), layout.object_id, layout.distribution, units_, *layout.mirror, layout.byte_blocks(),
                 layout.description),
         count_hits_(dsm::detail::rt().config().stats) {}
 

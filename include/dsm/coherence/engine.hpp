@@ -86,36 +86,39 @@ class engine final : public dsm::detail::object_endpoint {
   static constexpr std::size_t history_limit = 64;  // diffs per unit kept for race checks, per barrier interval
 
  public:
-  engine(protocol p, std::uint64_t object_id, const dsm::distribution& d, const unit_map& units,
-         const mirror_space& mirror, std::vector<global_ptr<std::byte>> blocks, std::string object)
+  // Every rank number here is a rank of `team` (the array's).
+  engine(protocol p, dsm::detail::team_state& team, std::uint64_t object_id, const dsm::distribution& d,
+         const unit_map& units, const mirror_space& mirror, std::vector<global_ptr<std::byte>> blocks,
+         std::string object)
       : rt_(dsm::detail::rt()),
+        team_(team),
         protocol_(p),
         id_(object_id),
         distribution_(d),
         units_(units),
         object_(std::move(object)),
-        me_(rt_.rank()),
+        me_(team.rank),
         replica_(units, mirror, me_),
-        counts_(rt_, object_),
+        counts_(rt_, team, object_),
         owner_(units.units_per_rank(), static_cast<std::int32_t>(me_)),
-        seen_(rt_.ranks(), 0),
-        seen_known_(rt_.ranks(), 0),
+        seen_(team.size(), 0),
+        seen_known_(team.size(), 0),
         grants_(units.units(), 0),
-        concurrent_handlers_(rt_.worker().mode() == transport::progress_mode::thread),
+        concurrent_handlers_(rt_.worker().shared_between_threads()),
         asymmetric_fences_(concurrent_handlers_ && arch::asymmetric_fences()),
         check_races_(rt_.config().check_races),
         maintain_{&stats_},
         fetcher_(units, replica_, std::move(blocks), stats_, object_) {
     replica_.reset(shared);
-    rt_.register_object(id_, this);
-    // Nobody may send this array a message before every rank can take it.
-    rt_.synchronize();
+    rt_.register_object(id_, this, team_);
+    // Nobody may send this array a message before every member can take it.
+    rt_.synchronize(team_);
   }
   engine(const engine&) = delete;
   engine& operator=(const engine&) = delete;
   ~engine() {
     rt_.retire_object(id_);
-    if (rt_.config().stats) stats_.print(stderr, static_cast<int>(me_), object_);
+    if (rt_.config().stats) stats_.print(stderr, static_cast<int>(rt_.rank()), object_);
   }
 
   replica& copies() noexcept { return replica_; }
@@ -236,7 +239,8 @@ class engine final : public dsm::detail::object_endpoint {
   // owner) skip UCX and queue here: they are handled in order once the
   // current handler or request is done, never inside it.
   void send(std::size_t to, std::size_t unit, std::uint8_t k, std::span<const std::byte> payload = {}) {
-    if (to != me_) return rt_.send_to_object(static_cast<std::uint32_t>(to), id_, unit, wire::stamp(k, epoch_), payload);
+    if (to != me_)
+      return rt_.send_to_object(team_, static_cast<std::uint32_t>(to), id_, unit, wire::stamp(k, epoch_), payload);
     transport::message_header h{transport::message_magic, static_cast<std::uint32_t>(me_), {id_, unit, wire::stamp(k, epoch_)}};
     to_self_.push_back({h, {payload.begin(), payload.end()}});
   }
@@ -348,6 +352,7 @@ class engine final : public dsm::detail::object_endpoint {
   void on_applied(std::size_t unit, std::uint32_t from, std::span<const std::byte> payload);
 
   dsm::detail::runtime_state& rt_;
+  dsm::detail::team_state& team_;
   protocol protocol_;
   std::uint64_t id_;
   const dsm::distribution& distribution_;

@@ -30,7 +30,7 @@ inline void engine::acquire() {
   const auto now = counts_.read_all(maintain_);
   std::size_t dropped = 0;
   const auto g = rt_.worker().lock();
-  for (std::size_t h = 0; h < rt_.ranks(); ++h) {
+  for (std::size_t h = 0; h < team_.size(); ++h) {
     if (h == me_) continue;
     if (!seen_known_[h] || now[h] != seen_[h]) dropped += drop_copies_of(h);
     seen_[h] = now[h];
@@ -107,7 +107,7 @@ inline void engine::on_applied(std::size_t unit, std::uint32_t from, std::span<c
   const auto due = acknowledgements_by_unit_.find(unit);
   if (from != units_.home_of(unit) || payload.size() != sizeof report || due == acknowledgements_by_unit_.end() ||
       report.conflict > 1 ||
-      (report.conflict == 1 && (report.other_rank >= rt_.ranks() || report.byte >= units_.bytes_in(unit))))
+      (report.conflict == 1 && (report.other_rank >= team_.size() || report.byte >= units_.bytes_in(unit))))
     throw error(errc::protocol,
                 fmt::format("{}: unexpected diff acknowledgement for unit {} from rank {}", object_, unit, from));
   if (--due->second == 0) acknowledgements_by_unit_.erase(due);

@@ -69,12 +69,13 @@ struct producer_consumer {
     explicit state(const coherence::array_layout<T>& layout)
         : layout_(layout),
           units_(layout.distribution, sizeof(T), layout.unit, layout.description),
-          me_(static_cast<std::size_t>(rank())),
+          me_(static_cast<std::size_t>(layout.team.rank())),
           first_own_(me_ * units_.units_per_rank()),
           copies_(units_, *layout.mirror, me_),
-          inboxes_(allocate_inboxes(units_, layout.description)),
+          inboxes_(allocate_inboxes(layout.team, units_, layout.description)),
           inbox_(inboxes_[me_].local()),
-          stamp_space_(detail::allocate_collective_of<std::uint64_t>(units_.units(), layout.description + " update stamps")),
+          stamp_space_(detail::allocate_collective_of<std::uint64_t>(layout.team, units_.units(),
+                                                                    layout.description + " update stamps")),
           stamps_(stamp_space_[me_].local()),
           readers_(layout.distribution.ranks(), me_, first_own_, units_.units_per_rank(), layout.description),
           snapshots_(units_.units_per_rank(), units_.unit_bytes()),
@@ -87,15 +88,15 @@ struct producer_consumer {
           count_hits_(detail::rt().config().stats),
           print_stats_(count_hits_) {
       copies_.reset(coherence::shared);
-      detail::rt().register_object(layout_.object_id, this);
+      detail::rt().register_object(layout_.object_id, this, layout_.team.state());
       // Nobody may send this array a message before every rank can take it.
-      detail::rt().synchronize();
+      detail::rt().synchronize(layout_.team.state());
     }
     state(const state&) = delete;
     state& operator=(const state&) = delete;
     ~state() {
       detail::rt().retire_object(layout_.object_id);
-      if (print_stats_) stats_.print(stderr, static_cast<int>(me_), layout_.description);
+      if (print_stats_) stats_.print(stderr, static_cast<int>(detail::rt().rank()), layout_.description);
     }
 
     [[gnu::always_inline]] T read(std::size_t i) {
@@ -299,7 +300,8 @@ struct producer_consumer {
       for (std::size_t home = 0; home < outgoing_.size(); ++home) {
         auto& out = outgoing_[home];
         if (out.empty()) continue;
-        detail::rt().send_to_object(static_cast<std::uint32_t>(home), layout_.object_id, sequence_[home]++, 0, out);
+        detail::rt().send_to_object(layout_.team.state(), static_cast<std::uint32_t>(home), layout_.object_id,
+                                    sequence_[home]++, 0, out);
         out.clear();
       }
     }
@@ -387,9 +389,10 @@ struct producer_consumer {
       coherence::maintenance{&stats_}.after_transfer_wrote(inbox_data(u), units_.bytes_in(u));
       std::memcpy(copies_.unit_data(u), inbox_data(u), units_.bytes_in(u));
     }
-    static std::vector<global_ptr<std::byte>> allocate_inboxes(const coherence::unit_map& units, const std::string& object) {
+    static std::vector<global_ptr<std::byte>> allocate_inboxes(const dsm::team& t, const coherence::unit_map& units,
+                                                               const std::string& object) {
       const std::size_t bytes = units.units() * units.unit_bytes();
-      return detail::allocate_collective_of<std::byte>(bytes, object + " update inbox");
+      return detail::allocate_collective_of<std::byte>(t, bytes, object + " update inbox");
     }
 
     const coherence::array_layout<T>& layout_;

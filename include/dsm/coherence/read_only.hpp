@@ -40,7 +40,7 @@ struct read_only {
     explicit state(const coherence::array_layout<T>& layout)
         : layout_(layout),
           units_(layout.distribution, sizeof(T), layout.unit, layout.description),
-          me_(static_cast<std::size_t>(rank())),
+          me_(static_cast<std::size_t>(layout.team.rank())),
           copies_(units_, *layout.mirror, me_),
           count_hits_(detail::rt().config().stats),
           print_stats_(count_hits_) {
@@ -49,7 +49,7 @@ struct read_only {
     state(const state&) = delete;
     state& operator=(const state&) = delete;
     ~state() {
-      if (print_stats_) stats_.print(stderr, static_cast<int>(me_), layout_.description);
+      if (print_stats_) stats_.print(stderr, static_cast<int>(detail::rt().rank()), layout_.description);
     }
 
     // The hit inlines; everything else is out of line.

@@ -65,9 +65,9 @@ struct reduction {
     explicit state(const coherence::array_layout<T>& layout)
         : layout_(layout),
           units_(layout.distribution, sizeof(T), layout.unit, layout.description),
-          me_(static_cast<std::size_t>(rank())),
+          me_(static_cast<std::size_t>(layout.team.rank())),
           copies_(units_, *layout.mirror, me_),
-          spaces_(allocate_spaces(units_, layout.description)),
+          spaces_(allocate_spaces(layout.team, units_, layout.description)),
           pending_(units_, spaces_[me_].local()),
           count_hits_(detail::rt().config().stats),
           print_stats_(count_hits_) {
@@ -76,7 +76,7 @@ struct reduction {
     state(const state&) = delete;
     state& operator=(const state&) = delete;
     ~state() {
-      if (print_stats_) stats_.print(stderr, static_cast<int>(me_), layout_.description);
+      if (print_stats_) stats_.print(stderr, static_cast<int>(detail::rt().rank()), layout_.description);
     }
 
     [[gnu::always_inline]] T read(std::size_t i) {
@@ -155,7 +155,7 @@ struct reduction {
         coherence::contributions& c;
         ~sent_once() { c.clear(); }
       } clear_at_exit{pending_};
-      const auto lists = detail::rt().exchange(outgoing());
+      const auto lists = detail::rt().exchange(layout_.team.state(), outgoing());
       std::vector<std::vector<unit_run>> runs(lists.size());
       std::optional<error> refused;
       for (std::size_t r = 0; r < lists.size(); ++r) {
@@ -208,10 +208,10 @@ struct reduction {
     }
     [[gnu::noinline]] void start(std::size_t unit) { pending_.start(unit, Op::template identity<T>()); }
 
-    static std::vector<global_ptr<std::byte>> allocate_spaces(const coherence::unit_map& units,
+    static std::vector<global_ptr<std::byte>> allocate_spaces(const dsm::team& t, const coherence::unit_map& units,
                                                                const std::string& object) {
       const std::size_t bytes = coherence::contributions::bytes_for(units);
-      return detail::allocate_collective_of<std::byte>(bytes, object + " contributions");
+      return detail::allocate_collective_of<std::byte>(t, bytes, object + " contributions");
     }
 
     // Consecutive units of one home, as the wire carries them.

@@ -36,9 +36,11 @@ class release_counts {
   static constexpr std::size_t segment_bytes = 256;
 
  public:
-  // Collective, like the array it serves.
-  release_counts(dsm::detail::runtime_state& rt, std::string object) : rt_(rt), object_(std::move(object)) {
-    for (const auto& s : rt_.allocate_collective(segment_bytes)) counts_.push_back(dsm::detail::pointer_to<std::uint64_t>(s));
+  // Collective over team t, like the array it serves; one count per member.
+  release_counts(dsm::detail::runtime_state& rt, dsm::detail::team_state& t, std::string object)
+      : rt_(rt), me_(t.rank), object_(std::move(object)) {
+    for (const auto& s : rt_.allocate_collective(t, segment_bytes, nullptr, object_ + " release counts"))
+      counts_.push_back(dsm::detail::pointer_to<std::uint64_t>(s));
   }
   release_counts(const release_counts&) = delete;
   release_counts& operator=(const release_counts&) = delete;
@@ -48,7 +50,7 @@ class release_counts {
   ~release_counts() {
     if (std::uncaught_exceptions() > uncaught_at_construction_ || rt_.job_failed()) return;
     try {
-      dsm::deallocate(counts_[rt_.rank()]);
+      dsm::deallocate(counts_[me_]);
     } catch (const std::exception& e) {
       fmt::print(stderr, "dsm: rank {}: freeing the release count of {}: {}\n", rt_.rank(), object_, e.what());
     }
@@ -57,7 +59,7 @@ class release_counts {
   // Home, worker lock held: one more release changed units homed here. The
   // changed bytes were stored (and cleaned for the NIC) before.
   std::uint64_t count_release(const maintenance& maintain) {
-    std::uint64_t* own = counts_[rt_.rank()].local();
+    std::uint64_t* own = counts_[me_].local();
     std::atomic_ref<std::uint64_t> count(*own);
     const std::uint64_t next = count.load(std::memory_order_relaxed) + 1;
     count.store(next, std::memory_order_release);
@@ -71,7 +73,7 @@ class release_counts {
     std::vector<std::uint64_t> out(counts_.size(), 0);
     std::vector<future<>> gets;
     for (std::size_t r = 0; r < counts_.size(); ++r) {
-      if (r == rt_.rank())
+      if (r == me_)
         out[r] = std::atomic_ref<std::uint64_t>(*counts_[r].local()).load(std::memory_order_acquire);
       else
         gets.push_back(rget(counts_[r], 1, &out[r]));
@@ -83,6 +85,7 @@ class release_counts {
 
  private:
   dsm::detail::runtime_state& rt_;
+  std::size_t me_;  // this rank's place in the array's team
   std::string object_;
   std::vector<global_ptr<std::uint64_t>> counts_;
   int uncaught_at_construction_ = std::uncaught_exceptions();

@@ -5,6 +5,7 @@
 
 #include <dsm/error.hpp>
 #include <dsm/operators.hpp>
+#include <dsm/runtime/rank_lock.hpp>
 #include <dsm/runtime/state.hpp>
 
 #include <sys/stat.h>
@@ -32,21 +33,26 @@ inline runtime_state*& current_runtime() noexcept {
 [[noreturn, gnu::cold, gnu::noinline]] inline void throw_no_runtime() {
   throw error(errc::invalid_argument, "no dsm::runtime: construct one at the start of main");
 }
-// dsm's thread model: the thread that constructed dsm::runtime is the one
-// that calls dsm (its progress thread, if any, is dsm's own). The rank's
-// state (caches, open collectives, pending requests) is not locked, so a
-// call from any other thread is refused rather than left to race.
+// dsm's thread model. By default (threads::single) the thread that
+// constructed dsm::runtime is the one that calls dsm (its progress thread,
+// if any, is dsm's own); the rank's state (caches, open collectives,
+// pending requests) is not locked, so a call from any other thread is
+// refused rather than left to race. Under threads::multiple any thread
+// calls, each call holding the rank lock (rank_lock.hpp).
 constinit inline thread_local bool on_runtime_thread = false;
 [[noreturn, gnu::cold, gnu::noinline]] inline void throw_other_thread() {
   throw error(errc::contract_violation,
               "dsm called from a thread other than the one that constructed dsm::runtime: one thread per rank "
-              "calls dsm (README: Threads)");
+              "calls dsm unless the runtime is built with dsm::threads::multiple (README: Threads)");
 }
-// On every transfer's path: two loads and two tests, the throws out of line.
-[[gnu::always_inline]] inline runtime_state& rt() {
+// On every transfer's path: three loads and three tests, the throws out of
+// line. The entry, a temporary, holds the rank lock (threads::multiple)
+// until the end of the caller's full expression: `rt().barrier()` runs
+// under it.
+[[gnu::always_inline]] inline runtime_state& rt(const rank_entry& = rank_entry{}) {
   runtime_state* r = current_runtime();
   if (r == nullptr) [[unlikely]] throw_no_runtime();
-  if (!on_runtime_thread) [[unlikely]] throw_other_thread();
+  if (!on_runtime_thread && !multithreaded) [[unlikely]] throw_other_thread();
   return *r;
 }
 }  // namespace detail
@@ -69,15 +75,30 @@ inline void line_buffer_piped_stdout() noexcept {
 }
 }  // namespace detail
 
+// Who may call dsm: the thread that built the runtime (single), or any
+// thread of the rank (multiple; see README: Threads).
+enum class threads { single, multiple };
+
 // RAII: joins the job (dsmrun rendezvous, PMIx, or alone) on construction;
-// on destruction, a final barrier, then every resource is released.
+// on destruction, a final barrier, then every resource is released. Under
+// threads::multiple every other thread's calls into dsm are over before
+// it is destroyed.
 class runtime {
  public:
   runtime() : runtime(0, nullptr) {}
-  runtime(int /*argc*/, char** /*argv*/) {
+  runtime(int /*argc*/, char** /*argv*/, threads model = threads::single) {
     if (detail::current_runtime() != nullptr) throw error(errc::invalid_argument, "a dsm::runtime exists already");
+    if (model != threads::single && model != threads::multiple)
+      throw error(errc::invalid_argument, fmt::format("dsm::runtime: thread model {}: expected dsm::threads::single "
+                                                      "or multiple", static_cast<int>(model)));
     detail::line_buffer_piped_stdout();
-    state_ = std::make_unique<detail::runtime_state>(detail::settings::from_environment());
+    detail::multithreaded = model == threads::multiple;  // before the worker is made: it locks then
+    try {
+      state_ = std::make_unique<detail::runtime_state>(detail::settings::from_environment());
+    } catch (...) {
+      detail::multithreaded = false;
+      throw;
+    }
     detail::current_runtime() = state_.get();
     detail::on_runtime_thread = true;
     static const bool registered = std::atexit(&detail::leave_at_exit) == 0;
@@ -89,11 +110,13 @@ class runtime {
     state_.reset();
     detail::current_runtime() = nullptr;
     detail::on_runtime_thread = false;
+    detail::multithreaded = false;
   }
 
   // "dsmrun", "pmix" or "singleton".
   const std::string& bootstrap_method() const noexcept { return state_->bootstrap_method(); }
   transport::progress_mode progress() const noexcept { return state_->worker().mode(); }
+  threads thread_model() const noexcept { return detail::multithreaded ? threads::multiple : threads::single; }
 
  private:
   std::unique_ptr<detail::runtime_state> state_;

@@ -18,6 +18,7 @@
 #include <dsm/runtime/collective_task.hpp>
 #include <dsm/runtime/launcher_link.hpp>
 #include <dsm/runtime/mailbox.hpp>
+#include <dsm/runtime/rank_lock.hpp>
 #include <dsm/runtime/memory_limits.hpp>
 #include <dsm/runtime/settings.hpp>
 #include <dsm/runtime/stats.hpp>
@@ -116,7 +117,7 @@ class runtime_state final : public collective_transport {
 
  public:
   explicit runtime_state(const settings& s)
-      : settings_(s), worker_(s.progress), messages_(worker_) {
+      : settings_(s), worker_(s.progress, multithreaded), messages_(worker_) {
     worker_.set_timeout(std::chrono::duration<double>(s.timeout_seconds));
     register_handlers();
     const auto my_address = worker_.address();
@@ -140,7 +141,14 @@ class runtime_state final : public collective_transport {
       world_.rank = membership_.rank;
       world_.name = "world";
     }
-    worker_.on_wait([this] { advance_pending(); });
+    // Under threads::multiple, only when the rank lock is free or this
+    // thread's (the pending calls are the rank's state).
+    worker_.on_wait([this] {
+      if (!multithreaded) return advance_pending();
+      if (!the_rank_lock().try_lock()) return;
+      advance_pending();
+      the_rank_lock().unlock();
+    });
     finished_peers_.assign(membership_.ranks, 0);
     gone_peers_.assign(membership_.ranks, 0);
     endpoints_ = std::make_unique<transport::endpoints>(
@@ -205,7 +213,12 @@ class runtime_state final : public collective_transport {
   void leave(std::uint64_t how, const std::string& why) noexcept {
     if (leaving_.exchange(true)) return;
     try {
-      const std::uint64_t relayed = worker_.job_failed() && worker_.failure_category() == errc::peer_failure;
+      // A peer's failure is passed on as it was told; a mismatch, which
+      // every rank is told of, keeps its category too (a peer may hear of
+      // this rank's leaving before the mismatch's own notice).
+      const bool failed = worker_.job_failed();
+      const std::uint64_t mismatch = failed && worker_.failure_category() == errc::collective_mismatch;
+      const std::uint64_t relayed = mismatch || (failed && worker_.failure_category() == errc::peer_failure);
       std::vector<std::uint8_t> finished, gone;
       {
         const auto g = worker_.lock();
@@ -215,7 +228,7 @@ class runtime_state final : public collective_transport {
       // Not to a peer that is gone: the send would never complete.
       for (std::uint32_t r = 0; r < ranks(); ++r)
         if (r != rank() && !gone[r] && !(how == leaving_failed && finished[r]))
-          messages_.send(*endpoints_, r, msg_leaving, {0, 0, {how, relayed, 0}}, rendezvous::as_bytes(why));
+          messages_.send(*endpoints_, r, msg_leaving, {0, 0, {how, relayed, mismatch}}, rendezvous::as_bytes(why));
       // Delivered before the endpoints close (a peer must not mistake
       // the close of a finished rank for its death); a failing rank's news
       // is best effort, and a peer that died meanwhile never completes it.
@@ -262,13 +275,21 @@ class runtime_state final : public collective_transport {
 
   // ---- ordering and collectives -------------------------------------
 
-  // Objects are numbered by the collective sequence at their construction,
-  // the same on every rank. A message for an object that has gone (a late
-  // acknowledgement) is dropped and counted; one for an id never
-  // registered is rejected.
-  void register_object(std::uint64_t id, object_endpoint* o) {
+  // Objects are numbered by their team's collective sequence at their
+  // construction, the same on every member (a world object's id is the
+  // sequence itself; a team's is hashed with the team's id). A message for
+  // an object that has gone (a late acknowledgement) is dropped and
+  // counted; one for an id never registered is rejected.
+  std::uint64_t next_object_id(const team_state& t) const noexcept {
+    const std::uint64_t seq = t.next_sequence.load();
+    return t.id == 0 ? seq : team_id_of(t.id, seq);
+  }
+  // An object of a team speaks in team ranks: its messages' source ranks
+  // arrive translated, and a message from a rank outside the team is
+  // rejected.
+  void register_object(std::uint64_t id, object_endpoint* o, const team_state& t) {
     const auto g = worker_.lock();
-    if (!objects_.emplace(id, o).second)
+    if (!objects_.emplace(id, registered_object{o, t.id == 0 ? nullptr : t.members}).second)
       throw error(errc::internal, fmt::format("object id {} registered twice", id));
   }
   void retire_object(std::uint64_t id) {
@@ -278,14 +299,29 @@ class runtime_state final : public collective_transport {
   }
   void send_to_object(std::uint32_t to, std::uint64_t id, std::uint64_t word1, std::uint64_t word2,
                       std::span<const std::byte> payload = {}) {
-    messages_.send(*endpoints_, to, msg_object, {0, 0, {id, word1, word2}}, payload);
+    send_to_object(world_, to, id, word1, word2, payload);
+  }
+  // `to`: a rank of the object's team t.
+  void send_to_object(const team_state& t, std::uint32_t to, std::uint64_t id, std::uint64_t word1, std::uint64_t word2,
+                      std::span<const std::byte> payload = {}) {
+    messages_.send(*endpoints_, t.world_rank(to), msg_object, {0, 0, {id, word1, word2}}, payload);
   }
   std::uint64_t late_object_messages() const noexcept { return late_object_messages_.load(); }
   // An object message as it arrived (the handler's work; the coherence
   // fuzzer calls it directly). Worker lock held; errc::protocol rejects.
   void deliver_to_object(const transport::message_header& h, std::span<const std::byte> payload) {
     const auto found = objects_.find(h.word[0]);
-    if (found != objects_.end()) return found->second->on_message(h, payload);
+    if (found != objects_.end()) {
+      const auto& members = found->second.members;
+      if (!members) return found->second.endpoint->on_message(h, payload);
+      const auto member = std::find(members->begin(), members->end(), h.source_rank);
+      if (member == members->end())
+        throw error(errc::protocol,
+                    fmt::format("message for object {} from rank {}, which is not in its team", h.word[0], h.source_rank));
+      transport::message_header in_team = h;
+      in_team.source_rank = static_cast<std::uint32_t>(member - members->begin());
+      return found->second.endpoint->on_message(in_team, payload);
+    }
     if (retired_objects_.count(h.word[0]) != 0) {
       ++late_object_messages_;
       return;
@@ -293,9 +329,10 @@ class runtime_state final : public collective_transport {
     throw error(errc::protocol, fmt::format("message for object {}, which this rank never created", h.word[0]));
   }
 
-  // Every rank has reached this point; no participant hook runs (for
-  // collective set-up that must not publish or drop anything).
-  void synchronize() { run(barrier_task(begin(world_, collective_kind::synchronize, "barrier"))); }
+  // Every rank (of team t) has reached this point; no participant hook
+  // runs (for collective set-up that must not publish or drop anything).
+  void synchronize() { synchronize(world_); }
+  void synchronize(team_state& t) { run(barrier_task(begin(t, collective_kind::synchronize, "barrier"))); }
 
   // ---- collective calls -------------------------------------------------
 
@@ -322,19 +359,24 @@ class runtime_state final : public collective_transport {
   // Drives the collective begun last to its end on this thread
   // (DSM_TIMEOUT bounds each message it waits for).
   void run(collective_task&& t) { run(t); }
+  // Under threads::multiple the rank lock is given up while a message is
+  // awaited (the rank's other threads go on), and held for every step.
   void run(collective_task& t) {
     const call_id call = last_begun_;
-    running_.push_back({call.team, call.seq});
+    const std::pair<std::uint64_t, std::uint64_t> driven{call.team, call.seq};
+    running_.push_back(driven);
+    const auto done_driving = [&] { running_.erase(std::find(running_.begin(), running_.end(), driven)); };
     try {
       while (!t.advance()) {
         collective_awaited* a = t.awaiting();
+        const waiting_for_peers away;
         worker_.wait_until([&] { return a->arrived(); }, worker_.timeout(), [&] { return a->describe(); }, a->peer());
       }
     } catch (...) {
-      running_.pop_back();
+      done_driving();
       throw;
     }
-    running_.pop_back();
+    done_driving();
     expect_nothing_more(call);
   }
 
@@ -460,19 +502,24 @@ class runtime_state final : public collective_transport {
     return std::nullopt;
   }
 
-  void join_sync(sync_participant* p) { participants_.push_back(p); }
-  void leave_sync(sync_participant* p) { std::erase(participants_, p); }
+  // A participant of team t takes its barrier hooks at every barrier of
+  // the world and of t; at another team's barrier it is released and
+  // acquired, as at a lock.
+  void join_sync(sync_participant* p, const team_state& t) { participants_.push_back({p, t.id}); }
+  void leave_sync(sync_participant* p) {
+    std::erase_if(participants_, [p](const participant& q) { return q.hooks == p; });
+  }
   // The two halves of every synchronisation (barrier, lock): release =
   // every array publishes its writes, then every write is at its target;
   // acquire = order later accesses after the hand-over, then every array
   // takes in what others published.
   void release() {
-    for (sync_participant* p : participants_) p->release();
+    for (const participant& p : participants_) p.hooks->release();
     fence();
   }
   void acquire() {
     arch::acquire_fence();
-    for (sync_participant* p : participants_) p->acquire();
+    for (const participant& p : participants_) p.hooks->acquire();
   }
 
   // Every put and atomic this rank posted is complete at its target.
@@ -488,13 +535,15 @@ class runtime_state final : public collective_transport {
   // Release (every participant, then fence), a dissemination barrier over
   // active messages, then acquire (fence, every participant's barrier
   // hook): everything any rank wrote before is visible after.
-  void barrier() {
+  void barrier() { barrier(world_); }
+  void barrier(team_state& t) {
     const auto t0 = transport::clock_type::now();
-    for (sync_participant* p : participants_) p->before_barrier();
+    const auto takes_part = [&](const participant& p) { return t.id == 0 || p.team_id == t.id; };
+    for (const participant& p : participants_) takes_part(p) ? p.hooks->before_barrier() : p.hooks->release();
     fence();
-    synchronize();
+    synchronize(t);
     arch::acquire_fence();
-    for (sync_participant* p : participants_) p->after_barrier();
+    for (const participant& p : participants_) takes_part(p) ? p.hooks->after_barrier() : p.hooks->acquire();
     ++stats_.barriers;
     stats_.barrier_seconds += std::chrono::duration<double>(transport::clock_type::now() - t0).count();
   }
@@ -507,9 +556,10 @@ class runtime_state final : public collective_transport {
   }
 
   // Every rank's bytes, in rank order; sizes may differ between ranks.
-  std::vector<std::vector<std::byte>> allgather(std::span<const std::byte> mine) {
+  std::vector<std::vector<std::byte>> allgather(std::span<const std::byte> mine) { return allgather(world_, mine); }
+  std::vector<std::vector<std::byte>> allgather(team_state& t, std::span<const std::byte> mine) {
     std::vector<std::vector<std::byte>> all;
-    run(allgather_task<std::byte>(begin(world_, collective_kind::allgather, "allgather"), {mine.begin(), mine.end()}, &all));
+    run(allgather_task<std::byte>(begin(t, collective_kind::allgather, "allgather"), {mine.begin(), mine.end()}, &all));
     return all;
   }
 
@@ -517,11 +567,13 @@ class runtime_state final : public collective_transport {
   // rank's own is returned as it is); returns what every rank sent this
   // one, in rank order.
   std::vector<std::vector<std::byte>> exchange(std::span<const std::vector<std::byte>> to_each) {
-    if (to_each.size() != ranks())
-      throw error(errc::internal, fmt::format("exchange with {} parts in a {}-rank job", to_each.size(), ranks()));
+    return exchange(world_, to_each);
+  }
+  std::vector<std::vector<std::byte>> exchange(team_state& t, std::span<const std::vector<std::byte>> to_each) {
+    if (to_each.size() != t.size())
+      throw error(errc::internal, fmt::format("exchange with {} parts in {} of {} ranks", to_each.size(), t.name, t.size()));
     std::vector<std::vector<std::byte>> from;
-    run(alltoall_task<std::byte>(begin(world_, collective_kind::exchange, "alltoall"), {to_each.begin(), to_each.end()},
-                                 &from));
+    run(alltoall_task<std::byte>(begin(t, collective_kind::exchange, "alltoall"), {to_each.begin(), to_each.end()}, &from));
     return from;
   }
 
@@ -559,7 +611,10 @@ class runtime_state final : public collective_transport {
   // A size some rank can never map is refused by every rank alike, up
   // front (before anything is mapped or reserved for it).
   void check_collective_bytes(std::uint64_t bytes, std::string_view object = "allocate_collective") const {
-    for (std::uint32_t r = 0; r < ranks(); ++r)
+    check_collective_bytes(world_, bytes, object);
+  }
+  void check_collective_bytes(const team_state& t, std::uint64_t bytes, std::string_view object) const {
+    for (const std::uint32_t r : *t.members)
       if (bytes > segment_limit_of(r))
         throw error(errc::out_of_memory,
                     fmt::format("{}: {} bytes per rank asked; rank {} can map at most {} bytes (its physical memory or "
@@ -568,29 +623,34 @@ class runtime_state final : public collective_transport {
                                 mappable_now(segment_limit_of(rank()), settings_).details));
   }
 
-  // Collective: one segment of `bytes` per rank, every rank's key known to
-  // every rank at once. Returns the segments in rank order. Every rank
-  // first says how much it can map now, so that a rank short of memory
-  // makes every rank refuse (errc::out_of_memory naming it), not some map
-  // and wait for it.
+  // Collective over team t: one segment of `bytes` per member, every
+  // member's key known to every member at once. Returns the segments in
+  // team-rank order. Every member first says how much it can map now, so
+  // that one short of memory makes every member refuse
+  // (errc::out_of_memory naming it), not some map and wait for it.
   std::vector<segment_address> allocate_collective(std::uint64_t bytes, std::byte* at = nullptr,
                                                    std::string_view object = "allocate_collective") {
+    return allocate_collective(world_, bytes, at, object);
+  }
+  std::vector<segment_address> allocate_collective(team_state& t, std::uint64_t bytes, std::byte* at,
+                                                   std::string_view object) {
     // Every rank must ask for the same size: checked, since a mismatch
     // would silently make some blocks shorter than others think.
-    check_collective_bytes(bytes, object);
+    check_collective_bytes(t, bytes, object);
     const auto room = mappable_now(segment_limit_of(rank()), settings_);
     std::vector<std::byte> room_bytes(sizeof room.bytes);
     std::memcpy(room_bytes.data(), &room.bytes, sizeof room.bytes);
-    const auto rooms = allgather(room_bytes);
+    const auto rooms = allgather(t, room_bytes);
     if (bytes > room.bytes) throw no_room(object, bytes, room);
-    for (std::uint32_t r = 0; r < ranks(); ++r) {
+    for (std::uint32_t m = 0; m < t.size(); ++m) {
       std::uint64_t theirs = 0;
-      if (rooms[r].size() != sizeof theirs)
-        throw error(errc::protocol, fmt::format("{}: a room record of {} bytes from rank {}", object, rooms[r].size(), r));
-      std::memcpy(&theirs, rooms[r].data(), sizeof theirs);
+      if (rooms[m].size() != sizeof theirs)
+        throw error(errc::protocol,
+                    fmt::format("{}: a room record of {} bytes from rank {}", object, rooms[m].size(), t.world_rank(m)));
+      std::memcpy(&theirs, rooms[m].data(), sizeof theirs);
       if (bytes > theirs)
         throw error(errc::out_of_memory, fmt::format("{}: {} bytes per rank asked; rank {} can map only {} bytes now",
-                                                     object, bytes, r, theirs));
+                                                     object, bytes, t.world_rank(m), theirs));
     }
     const auto mine = map_segment(bytes, at);
     std::vector<std::byte> record_bytes(sizeof(segment_record));
@@ -601,17 +661,19 @@ class runtime_state final : public collective_transport {
       std::memcpy(record_bytes.data(), &rec, sizeof rec);
       const auto rkey = s.memory.packed_rkey();
       record_bytes.insert(record_bytes.end(), rkey.begin(), rkey.end());
-      for (std::uint32_t r = 0; r < ranks(); ++r)
+      for (const std::uint32_t r : *t.members)
         if (r != rank()) s.holders.insert(r);
     }
-    const auto all = allgather(record_bytes);
-    std::vector<segment_address> result(ranks());
+    const auto all = allgather(t, record_bytes);
+    std::vector<segment_address> result(t.size());
     std::string mismatch;
-    for (std::uint32_t r = 0; r < ranks(); ++r) {
+    for (std::uint32_t m = 0; m < t.size(); ++m) {
+      const std::uint32_t r = t.world_rank(m);
       segment_record rec;
-      if (all[r].size() < sizeof rec) throw error(errc::protocol, fmt::format("segment record of {} bytes from rank {}", all[r].size(), r));
-      std::memcpy(&rec, all[r].data(), sizeof rec);
-      result[r] = {r, rec.segment, rec.generation};
+      if (all[m].size() < sizeof rec)
+        throw error(errc::protocol, fmt::format("segment record of {} bytes from rank {}", all[m].size(), r));
+      std::memcpy(&rec, all[m].data(), sizeof rec);
+      result[m] = {r, rec.segment, rec.generation};
       if (rec.bytes != bytes) {
         if (mismatch.empty())
           mismatch = fmt::format("rank {} asked for {} bytes per rank, rank {} for {}", r, rec.bytes, rank(), bytes);
@@ -619,7 +681,7 @@ class runtime_state final : public collective_transport {
       }
       if (r != rank()) {
         const auto g = worker_.lock();
-        install_remote(r, rec, std::span(all[r]).subspan(sizeof rec));
+        install_remote(r, rec, std::span(all[m]).subspan(sizeof rec));
       }
     }
     if (!mismatch.empty()) throw error(errc::invalid_argument, "allocate_collective: " + mismatch);
@@ -1018,7 +1080,7 @@ class runtime_state final : public collective_transport {
       deliver_to_object(h, payload);
     });
     messages_.on(msg_leaving, "leaving", [this](const transport::message_header& h, std::span<const std::byte> payload) {
-      if (h.word[0] > leaving_failed || h.word[1] > 1 || h.word[2] != 0 ||
+      if (h.word[0] > leaving_failed || h.word[1] > 1 || h.word[2] > h.word[1] ||
           payload.size() > rendezvous::max_notice_text_bytes)
         throw error(errc::protocol, fmt::format("leaving notice of kind {} with {} bytes", h.word[0], payload.size()));
       if (h.word[0] == leaving_finished) {
@@ -1028,7 +1090,7 @@ class runtime_state final : public collective_transport {
       gone_peers_[h.source_rank] = 1;
       if (leaving_.load()) return;  // this rank is going anyway
       const std::string_view why(reinterpret_cast<const char*>(payload.data()), payload.size());
-      worker_.fail_job(errc::peer_failure,
+      worker_.fail_job(h.word[2] ? errc::collective_mismatch : errc::peer_failure,
                        h.word[1] ? std::string(why) : fmt::format("rank {} left the job: {}", h.source_rank, why),
                        static_cast<int>(h.source_rank));
     });
@@ -1098,8 +1160,16 @@ class runtime_state final : public collective_transport {
   std::deque<std::uint16_t> free_slots_;
   std::vector<std::vector<std::unique_ptr<remote_segment>>> remote_;
   std::vector<std::unique_ptr<remote_segment>> graveyard_;  // keys that in-flight operations may still use
-  std::vector<sync_participant*> participants_;
-  std::map<std::uint64_t, object_endpoint*> objects_;
+  struct participant {
+    sync_participant* hooks;
+    std::uint64_t team_id;
+  };
+  std::vector<participant> participants_;
+  struct registered_object {
+    object_endpoint* endpoint;
+    std::shared_ptr<const std::vector<std::uint32_t>> members;  // null: the world (no translation)
+  };
+  std::map<std::uint64_t, registered_object> objects_;
   std::set<std::uint64_t> retired_objects_;
   std::atomic<std::uint64_t> late_object_messages_{0};
   runtime_stats stats_;

@@ -41,7 +41,10 @@ constexpr std::string_view to_string(progress_mode m) noexcept {
 
 class worker {
  public:
-  explicit worker(progress_mode mode) : mode_(mode) {
+  // `several_callers`: the program calls from more than one thread (one
+  // at a time into UCX, as with the progress thread).
+  explicit worker(progress_mode mode, bool several_callers = false)
+      : mode_(mode), locked_(mode == progress_mode::thread || several_callers) {
     enable_peer_failure_detection();
     ucp_config_t* config = nullptr;
     check(ucp_config_read(nullptr, nullptr, &config), "config_read");
@@ -55,7 +58,7 @@ class worker {
 
     ucp_worker_params_t wp{};
     wp.field_mask = UCP_WORKER_PARAM_FIELD_THREAD_MODE;
-    wp.thread_mode = mode == progress_mode::thread ? UCS_THREAD_MODE_SERIALIZED : UCS_THREAD_MODE_SINGLE;
+    wp.thread_mode = locked_ ? UCS_THREAD_MODE_SERIALIZED : UCS_THREAD_MODE_SINGLE;
     if (const ucs_status_t s = ucp_worker_create(context_, &wp, &worker_); s != UCS_OK) {
       ucp_cleanup(context_);
       throw_status(s, "worker_create");
@@ -81,6 +84,10 @@ class worker {
   void set_timeout(std::chrono::duration<double> t) noexcept { timeout_ = t; }
   ucp_worker_h handle() const noexcept { return worker_; }
   progress_mode mode() const noexcept { return mode_; }
+  // Whether more than one thread drives the worker (the progress thread,
+  // or the program's threads): then every call into UCX is locked, and
+  // handlers may run beside the program's code.
+  bool shared_between_threads() const noexcept { return locked_; }
 
   // The worker's address, an opaque blob peers create endpoints from.
   std::vector<std::byte> address() const {
@@ -93,10 +100,10 @@ class worker {
     return blob;
   }
 
-  // Held around every call into UCX; a no-op in poll mode.
+  // Held around every call into UCX; a no-op with one thread (poll mode).
   class guard {
    public:
-    explicit guard(const worker& w) : lock_(w.mode_ == progress_mode::thread ? &w.mutex_ : nullptr) {
+    explicit guard(const worker& w) : lock_(w.locked_ ? &w.mutex_ : nullptr) {
       if (lock_) lock_->lock();
     }
     ~guard() {
@@ -236,8 +243,11 @@ class worker {
   // Also where a failure due soon takes effect.
   void look_at_watched() {
     const auto now = clock_type::now();
-    if (now < next_look_) return;
-    next_look_ = now + std::chrono::milliseconds(5);
+    // One waiting thread a round looks (several wait under threads::multiple).
+    auto look_at = next_look_.load(std::memory_order_relaxed);
+    if (now < look_at ||
+        !next_look_.compare_exchange_strong(look_at, now + std::chrono::milliseconds(5), std::memory_order_relaxed))
+      return;
     if (const int fd = watched_fd_.load(std::memory_order_acquire); fd >= 0) {
       pollfd p{fd, POLLIN, 0};
       if (::poll(&p, 1, 0) > 0) serve_watched();
@@ -333,16 +343,19 @@ class worker {
   }
 
   void run_wait_hook() {
-    if (in_wait_hook_ || !wait_hook_) return;
-    in_wait_hook_ = true;
+    // Not within itself on one thread; threads of a rank each have their own.
+    static thread_local bool in_wait_hook = false;
+    if (in_wait_hook || !wait_hook_) return;
+    in_wait_hook = true;
     try {
       wait_hook_();
     } catch (...) {
-      in_wait_hook_ = false;
+      in_wait_hook = false;
       throw;
     }
-    in_wait_hook_ = false;
+    in_wait_hook = false;
   }
+
 
   void serve_watched() {
     const std::unique_lock g{watch_mutex_, std::try_to_lock};
@@ -401,10 +414,10 @@ class worker {
   }
 
   progress_mode mode_;
+  bool locked_;
   std::chrono::duration<double> timeout_{120.0};
   std::function<void()> wait_hook_;
   std::atomic<bool> wait_hook_armed_{false};
-  bool in_wait_hook_ = false;
   ucp_context_h context_ = nullptr;
   ucp_worker_h worker_ = nullptr;
   mutable std::recursive_mutex mutex_;  // a message handler, run inside progress, may send
@@ -430,7 +443,7 @@ class worker {
   std::atomic<int> watched_fd_{-1};
   std::function<void()> on_readable_;
   std::mutex watch_mutex_;
-  clock_type::time_point next_look_{};
+  std::atomic<clock_type::time_point> next_look_{};
   static constexpr std::chrono::microseconds stand_aside_nap{200};
 };
 
