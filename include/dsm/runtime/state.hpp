@@ -372,12 +372,28 @@ class runtime_state final : public collective_transport {
         const waiting_for_peers away;
         worker_.wait_until([&] { return a->arrived(); }, worker_.timeout(), [&] { return a->describe(); }, a->peer());
       }
+    } catch (const error& e) {
+      done_driving();
+      if (e.category() == errc::peer_failure) explain_lost_peer();
+      throw;
     } catch (...) {
       done_driving();
       throw;
     }
     done_driving();
     expect_nothing_more(call);
+  }
+  // A send of a collective found a peer gone: the reason it left (its
+  // leaving notice, the job's failure it was told of, dsmrun's word) may be
+  // on its way, and names what happened better than the dead endpoint; it
+  // is awaited a moment, and thrown if it comes.
+  void explain_lost_peer() {
+    const transport::deadline until{std::chrono::milliseconds(300)};
+    while (!worker_.job_failed() && !until.passed()) {
+      worker_.progress();
+      worker_.look_at_watched();
+    }
+    if (worker_.job_failed()) worker_.throw_failure();
   }
 
   // A collective in flight while the program does other things (a
