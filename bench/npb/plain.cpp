@@ -3,9 +3,10 @@
 // *_kernel.hpp headers), with every vector and grid in ordinary memory.
 // bench/npb/run compares dsm's builds against these.
 //
-//   plain ep|is|cg|mg [--class S|W|A|B]
+//   plain ep|is|cg|mg|ft [--class S|W|A|B|C]
 #include "../../examples/npb/cg_kernel.hpp"
 #include "../../examples/npb/ep_kernel.hpp"
+#include "../../examples/npb/ft_kernel.hpp"
 #include "../../examples/npb/is_kernel.hpp"
 #include "../../examples/npb/mg_kernel.hpp"
 
@@ -27,36 +28,36 @@ bool run_ep(const npb::options& o) {
   return verified;
 }
 
+// NPB's bucket algorithm at one rank: every bucket is this rank's, so the
+// keys ranked are its bucket-sorted keys, where they are.
 bool run_is(const npb::options& o) {
   const auto& c = npb::find_class(is::classes, o.problem_class);
   const std::size_t n = std::size_t{1} << c.keys_log2, max_key = std::size_t{1} << c.max_key_log2;
-  std::vector<is::key> keys(n), key_ranks(max_key);
+  const int shift = c.max_key_log2 - is::buckets_log2;
+  std::vector<is::key> keys(n), row(is::row_size), by_bucket, rank_of;
   is::generate_keys(keys, 0, max_key);
   int passed = 0;
   auto rank_keys = [&](int it) {
     is::mark_iteration(it, max_key, [&](std::size_t i, is::key k) { keys[i] = k; });
-    std::array<is::key, 5> test_keys{};
-    for (std::size_t i = 0; i < 5; ++i) test_keys[i] = keys[static_cast<std::size_t>(c.test_index[i])];
-    std::fill(key_ranks.begin(), key_ranks.end(), 0);
-    for (is::key k : keys) ++key_ranks[static_cast<std::size_t>(k)];
-    std::partial_sum(key_ranks.begin(), key_ranks.end(), key_ranks.begin());
-    for (std::size_t i = 0; i < 5; ++i) {
-      const is::key k = test_keys[i];
-      if (k <= 0 || static_cast<std::size_t>(k) > n - 1) continue;
-      if (key_ranks[static_cast<std::size_t>(k - 1)] == c.expected(i, it) + (o.perturb_reference ? 1 : 0)) ++passed;
-    }
+    is::sort_into_buckets(keys, shift, std::span(row).first(is::buckets), by_bucket);
+    for (std::size_t i = 0; i < is::test_keys; ++i) row[is::buckets + i] = keys[static_cast<std::size_t>(c.test_index[i])];
+    const is::bucket_plan plan(row, 1, n);
+    const is::key_share share(plan, 0, shift);
+    share.start_counting(rank_of);
+    share.count(by_bucket, rank_of);
+    share.finish_ranking(rank_of);
+    passed += is::partial_checks(c, it, plan, share, rank_of, n, o.perturb_reference);
+    return share;
   };
   rank_keys(1);  // NPB's untimed first iteration
   passed = 0;
   const auto t0 = std::chrono::steady_clock::now();
-  for (int it = 1; it <= is::iterations; ++it) rank_keys(it);
+  for (int it = 1; it < is::iterations; ++it) rank_keys(it);
+  const is::key_share share = rank_keys(is::iterations);
   const double seconds = npb::seconds_since(t0);
 
   std::vector<is::key> sorted(n);
-  std::vector<std::int64_t> next(max_key);
-  for (std::size_t v = 1; v < max_key; ++v) next[v] = key_ranks[v - 1];
-  for (is::key k : keys) sorted[static_cast<std::size_t>(next[static_cast<std::size_t>(k)]++)] = k;
-  passed += std::is_sorted(sorted.begin(), sorted.end()) ? 1 : 0;
+  passed += is::place_and_check(by_bucket, share, rank_of, sorted) == 0 ? 1 : 0;
   const int required = 5 * is::iterations + 1;
   fmt::print(" Verification checks passed: {} of {}\n", passed, required);
   npb::print(is::report(c, seconds, policy, passed == required), 1, version);
@@ -120,10 +121,36 @@ bool run_mg(const npb::options& o) {
   return verified;
 }
 
+// One rank's slabs are the whole grid; no run ever moves.
+struct local_slabs {
+  std::vector<ft::complex> grid_values, spectrum_values;
+  std::span<ft::complex> planes() { return grid_values; }
+  std::span<ft::complex> spectrum() { return spectrum_values; }
+  std::span<ft::complex> evolved() { return {}; }  // what would wait for other ranks: nothing
+  void send(std::size_t, std::span<const ft::complex>) {}
+  void fetch(std::size_t, std::span<ft::complex>) {}
+  void barrier() {}
+  void sum(std::span<double>) {}
+};
+
+bool run_ft(const npb::options& o) {
+  const auto& c = npb::find_class(ft::classes, o.problem_class);
+  const ft::geometry shape(c, 1);
+  local_slabs slabs{std::vector<ft::complex>(shape.plane_block()), std::vector<ft::complex>(shape.column_block())};
+  ft::solver solver(c, slabs, 1, 0);
+  (void)solver.solve();
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<ft::complex> sums = solver.solve();
+  const double seconds = npb::seconds_since(t0);
+  const bool verified = ft::verify_and_print(c, sums, o.perturb_reference);
+  npb::print(ft::report(c, seconds, policy, verified), 1, version);
+  return verified;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  constexpr std::string_view usage = "plain ep|is|cg|mg [--class S|W|A|B]";
+  constexpr std::string_view usage = "plain ep|is|cg|mg|ft [--class S|W|A|B|C]";
   return npb::exit_code([&] {
     if (argc < 2) throw std::invalid_argument(fmt::format("usage: {}", usage));
     const std::string_view kernel = argv[1];
@@ -133,6 +160,7 @@ int main(int argc, char** argv) {
     if (kernel == "is") return run_is(o);
     if (kernel == "cg") return run_cg(o);
     if (kernel == "mg") return run_mg(o);
+    if (kernel == "ft") return run_ft(o);
     throw std::invalid_argument(fmt::format("plain: no kernel {}\nusage: {}", kernel, usage));
   });
 }

@@ -3,7 +3,7 @@
 builds, and under each sensible policy, measured in this one run.
 
   bench/npb/run.py [--build build] [--class A] [--reps 3] [--out DIR] [--no-plot]
-                   [--transport shm|tcp] [--policy-ranks 2[,3,...]] [--kernels ep,is,cg,mg]
+                   [--transport shm|tcp] [--policy-ranks 2[,3,...]] [--kernels ep,is,cg,mg,ft]
 
 Writes into DIR (default BUILD/bench-results):
   npb_times.csv     kernel, build (plain | dsm), ranks, policy, best seconds
@@ -29,9 +29,10 @@ import plotting  # noqa: E402  (bench/plotting.py)
 
 KERNELS = {  # policies each kernel accepts, its default first
     "ep": ["reduction", "read_only", "single_writer", "write_shared", "direct"],
-    "is": ["reduction", "direct", "single_writer", "write_shared"],
+    "is": ["direct", "single_writer", "write_shared"],
     "cg": ["direct", "producer_consumer", "reduction", "single_writer", "write_shared"],
     "mg": ["direct", "producer_consumer", "single_writer", "write_shared"],
+    "ft": ["direct", "write_shared", "single_writer"],
 }
 ARRAY_COUNTERS = {  # per-array DSM_STATS fields
     "misses": r"misses (\d+)",

@@ -84,8 +84,8 @@ inline options parse(int argc, char** argv, std::string_view usage) {
     };
     if (a == "--class") {
       const auto c = value();
-      if (c.size() != 1 || std::string_view("SWAB").find(c[0]) == std::string_view::npos)
-        throw std::invalid_argument(fmt::format("--class {}: expected S, W, A or B", c));
+      if (c.size() != 1 || std::string_view("SWABC").find(c[0]) == std::string_view::npos)
+        throw std::invalid_argument(fmt::format("--class {}: expected S, W, A, B or C", c));
       o.problem_class = c[0];
     } else if (a == "--policy") {
       o.policy = value();
