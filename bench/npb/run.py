@@ -133,7 +133,7 @@ def main():
     plotting.run_where_matplotlib_is()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--build", default="build")
-    parser.add_argument("--class", dest="problem_class", default="A", choices="SWAB")
+    parser.add_argument("--class", dest="problem_class", default="A", choices="SWABC")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--out")
     parser.add_argument("--no-plot", action="store_true")

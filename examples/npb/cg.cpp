@@ -118,7 +118,7 @@ bool run(const npb::options& o, const cg::cg_class& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  constexpr const char* usage = "cg [--class S|W|A|B] [--policy direct|producer_consumer|reduction|single_writer|write_shared]";
+  constexpr const char* usage = "cg [--class S|W|A|B|C] [--policy direct|producer_consumer|reduction|single_writer|write_shared]";
   return npb::main(argc, argv, usage, [](const npb::options& o) {
     const auto& c = npb::find_class(cg::classes, o.problem_class);
     return npb::with_policy<dsm::direct, dsm::producer_consumer, dsm::reduction<dsm::sum>, dsm::single_writer,

@@ -30,10 +30,11 @@ struct cg_class {
   int na, nonzer, niter;
   double shift, zeta;
 };
-constexpr std::array<cg_class, 4> classes{{{'S', 1400, 7, 15, 10.0, 8.5971775078648},
+constexpr std::array<cg_class, 5> classes{{{'S', 1400, 7, 15, 10.0, 8.5971775078648},
                                            {'W', 7000, 8, 15, 12.0, 10.362595087124},
                                            {'A', 14000, 11, 15, 20.0, 17.130235054029},
-                                           {'B', 75000, 13, 75, 60.0, 22.712745482631}}};
+                                           {'B', 75000, 13, 75, 60.0, 22.712745482631},
+                                           {'C', 150000, 15, 75, 110.0, 28.973605592845}}};
 constexpr double rcond = 0.1, epsilon = 1.0e-10;
 constexpr int cg_iterations = 25;
 

@@ -98,7 +98,7 @@ inline options parse(int argc, char** argv, std::string_view usage) {
   return o;
 }
 
-// The problem class named by --class (every kernel lists S, W, A, B).
+// The problem class named by --class (every kernel lists S, W, A, B, C).
 template <class Class, std::size_t N>
 const Class& find_class(const std::array<Class, N>& classes, char name) {
   for (const Class& c : classes)

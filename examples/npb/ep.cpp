@@ -68,7 +68,7 @@ bool run(const npb::options& o, const ep::ep_class& c) {
 
 int main(int argc, char** argv) {
   constexpr const char* usage =
-      "ep [--class S|W|A|B] [--policy reduction|read_only|single_writer|write_shared|direct]";
+      "ep [--class S|W|A|B|C] [--policy reduction|read_only|single_writer|write_shared|direct]";
   return npb::main(argc, argv, usage, [](const npb::options& o) {
     const auto& c = npb::find_class(ep::classes, o.problem_class);
     return npb::with_policy<dsm::reduction<dsm::sum>, dsm::read_only, dsm::single_writer, dsm::write_shared, dsm::direct>(

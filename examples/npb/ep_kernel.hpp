@@ -23,10 +23,11 @@ struct ep_class {
   int m;  // 2^m pairs
   double sx, sy;
 };
-constexpr std::array<ep_class, 4> classes{{{'S', 24, -3.247834652034740e3, -6.958407078382297e3},
+constexpr std::array<ep_class, 5> classes{{{'S', 24, -3.247834652034740e3, -6.958407078382297e3},
                                            {'W', 25, -2.863319731645753e3, -6.320053679109499e3},
                                            {'A', 28, -4.295875165629892e3, -1.580732573678431e4},
-                                           {'B', 30, 4.033815542441498e4, -2.660669192809235e4}}};
+                                           {'B', 30, 4.033815542441498e4, -2.660669192809235e4},
+                                           {'C', 32, 4.764367927995374e4, -8.084072988043731e4}}};
 constexpr int batch_log2 = 16;  // NPB's MK: 2^16 pairs per batch
 constexpr std::size_t annuli = 10;
 constexpr double seed = 271828183.0, epsilon = 1.0e-8;

@@ -146,7 +146,7 @@ bool run(const npb::options& o, const mg::mg_class& c) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  constexpr const char* usage = "mg [--class S|W|A|B] [--policy direct|producer_consumer|single_writer|write_shared]";
+  constexpr const char* usage = "mg [--class S|W|A|B|C] [--policy direct|producer_consumer|single_writer|write_shared]";
   return npb::main(argc, argv, usage, [](const npb::options& o) {
     const auto& c = npb::find_class(mg::classes, o.problem_class);
     return npb::with_policy<dsm::direct, dsm::producer_consumer, dsm::single_writer, dsm::write_shared>(

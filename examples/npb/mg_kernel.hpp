@@ -44,19 +44,20 @@ struct mg_class {
   int n, iterations;
   double l2_norm;
 };
-constexpr std::array<mg_class, 4> classes{{{'S', 32, 4, 0.5307707005734e-04},
+constexpr std::array<mg_class, 5> classes{{{'S', 32, 4, 0.5307707005734e-04},
                                            {'W', 128, 4, 0.6467329375339e-05},
                                            {'A', 256, 4, 0.2433365309069e-05},
-                                           {'B', 256, 20, 0.1800564401355e-05}}};
+                                           {'B', 256, 20, 0.1800564401355e-05},
+                                           {'C', 512, 20, 0.5706732285740e-06}}};
 constexpr double epsilon = 1.0e-8;
 
-// The residual operator A and the smoother S(a) (classes S, W, A) or S(b).
+// The residual operator A and the smoother S(a) (classes S, W, A) or S(b) (B, C).
 // NPB's loops leave out a[1] and c[3], which are zero.
 struct coefficients {
   std::array<double, 4> a{-8.0 / 3.0, 0.0, 1.0 / 6.0, 1.0 / 12.0};
   std::array<double, 4> c;
   explicit coefficients(char problem_class)
-      : c(problem_class == 'B' ? std::array<double, 4>{-3.0 / 17.0, 1.0 / 33.0, -1.0 / 61.0, 0.0}
+      : c(problem_class == 'B' || problem_class == 'C' ? std::array<double, 4>{-3.0 / 17.0, 1.0 / 33.0, -1.0 / 61.0, 0.0}
                                : std::array<double, 4>{-3.0 / 8.0, 1.0 / 32.0, -1.0 / 64.0, 0.0}) {}
 };
 
