@@ -4,6 +4,7 @@ builds, and under each sensible policy, measured in this one run.
 
   bench/npb/run.py [--build build] [--class A] [--reps 3] [--out DIR] [--no-plot]
                    [--transport shm|tcp] [--policy-ranks 2[,3,...]] [--kernels ep,is,cg,mg,ft]
+  bench/npb/run.py --reference NPB3.4-MPI-DIR [--ranks 1,2,4] [--reps 5] [--class A] ...
 
 Writes into DIR (default BUILD/bench-results):
   npb_times.csv     kernel, build (plain | dsm), ranks, policy, best seconds
@@ -16,6 +17,11 @@ Writes into DIR (default BUILD/bench-results):
                     bytes, active messages, barriers and time in them)
   npb_times.png, npb_policies.png  (matplotlib; --no-plot skips them)
 and prints both tables. A failed verification anywhere is an error.
+
+With --reference, instead: each kernel beside NPB 3.4-MPI's own build of
+it, interleaved, at each of --ranks (bench/npb/reference.py says how), into
+  npb_reference.csv  kernel, class, ranks, medians, their ratio, min and max
+  npb_reference.png  the ratios per kernel and rank count
 """
 import argparse
 import csv
@@ -26,6 +32,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import plotting  # noqa: E402  (bench/plotting.py)
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import reference  # noqa: E402  (bench/npb/reference.py)
 
 KERNELS = {  # policies each kernel accepts, its default first
     "ep": ["reduction", "read_only", "single_writer", "write_shared", "direct"],
@@ -141,16 +150,34 @@ def main():
     parser.add_argument("--transport", choices=["shm", "tcp"], default="shm")
     parser.add_argument("--policy-ranks", default="2", help="rank counts of the policy table, comma-separated")
     parser.add_argument("--kernels", default=",".join(KERNELS), help="which kernels, comma-separated")
+    parser.add_argument("--reference", metavar="DIR", help="an NPB 3.4-MPI tree: run beside its kernels instead")
+    parser.add_argument("--ranks", default="1,2,4", help="rank counts of the --reference runs, comma-separated")
     a = parser.parse_args()
     kernels = {k: KERNELS[k] for k in a.kernels.split(",") if k}
     if any(k not in KERNELS for k in a.kernels.split(",") if k):
         parser.error(f"--kernels: expected some of {','.join(KERNELS)}")
+    if not a.no_plot:
+        try:  # before the runs, not after them
+            plotting.pyplot()
+        except ImportError:
+            parser.error("plots need matplotlib (scripts/install-deps --bench), or pass --no-plot")
     policy_ranks = [int(n) for n in a.policy_ranks.split(",")]
     out = a.out or os.path.join(a.build, "bench-results")
     os.makedirs(out, exist_ok=True)
     dsmrun = [os.path.join(a.build, "tools", "dsmrun"), "--transport", a.transport]
     if a.transport == "tcp":
         os.environ["UCX_NET_DEVICES"] = "lo"  # or UCX opens a lane on the external interface too
+    if a.reference:
+        rows = reference.side_by_side(a, run, dsmrun, list(kernels))
+        if not rows:
+            sys.exit("npb bench: no kernel and rank count to compare")
+        write_csv(os.path.join(out, "npb_reference.csv"), rows)
+        if not a.no_plot:
+            reference.plot(plotting.pyplot(), rows, out)
+        print(f"== NPB class {a.problem_class}: dsm against NPB 3.4-MPI (medians of {a.reps} interleaved runs each)")
+        print_table(rows)
+        print(f"\nwritten: {out}/npb_reference.csv" + ("" if a.no_plot else ", npb_reference.png"))
+        return
     plain = os.path.join(a.build, "bench", "npb-plain")
     cls = ["--class", a.problem_class]
 
