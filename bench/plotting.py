@@ -21,3 +21,13 @@ def pyplot():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
+
+
+def finish_kernel_bars(fig, ax, kernels, ylabel, title, path):
+    """Labels a bar chart grouped by NPB kernel and saves it."""
+    ax.set_xticks(range(len(kernels)), [k.upper() for k in kernels])
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)

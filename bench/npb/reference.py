@@ -110,7 +110,8 @@ def side_by_side(a, run, dsmrun, kernels):
     return rows
 
 
-def plot(plt, rows, out):
+def plot(plt, finish, rows, out):
+    """`finish` labels and saves the chart (plotting.finish_kernel_bars)."""
     kernels = list(dict.fromkeys(r["kernel"] for r in rows))
     ranks_list = sorted({r["ranks"] for r in rows})
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -125,9 +126,6 @@ def plot(plt, rows, out):
         ax.bar(xs, values, width, label=f"{ranks} rank{'s' if ranks > 1 else ''}")
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.axhline(0.95, color="gray", linewidth=0.8, linestyle="--")
-    ax.set_xticks(range(len(kernels)), [k.upper() for k in kernels])
-    ax.set_ylabel("dsm / NPB-MPI (median time)")
-    ax.set_title(f"NPB class {rows[0]['class']}: dsm against NPB 3.4-MPI, interleaved, {rows[0]['reps']} runs each")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "npb_reference.png"), dpi=120)
+    finish(fig, ax, kernels, "dsm / NPB-MPI (median time)",
+           f"NPB class {rows[0]['class']}: dsm against NPB 3.4-MPI, interleaved, {rows[0]['reps']} runs each",
+           os.path.join(out, "npb_reference.png"))

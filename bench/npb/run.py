@@ -118,12 +118,9 @@ def plot(times, policies, out):
                   for k in kernels]
         ax.bar([x + (i - 1) * 0.27 for x in range(len(kernels))], values, 0.27,
                label=f"{build}, {ranks} rank{'s' if ranks > 1 else ''}")
-    ax.set_xticks(range(len(kernels)), [k.upper() for k in kernels])
-    ax.set_ylabel("seconds (best of runs)")
-    ax.set_title(f"NPB class {times[0]['class']}: dsm against the plain build")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "npb_times.png"), dpi=120)
+    plotting.finish_kernel_bars(fig, ax, kernels, "seconds (best of runs)",
+                                f"NPB class {times[0]['class']}: dsm against the plain build",
+                                os.path.join(out, "npb_times.png"))
 
     fig, axes = plt.subplots(1, len(kernels), figsize=(12, 3.6), squeeze=False)
     for ax, k in zip(axes[0], kernels):
@@ -173,7 +170,7 @@ def main():
             sys.exit("npb bench: no kernel and rank count to compare")
         write_csv(os.path.join(out, "npb_reference.csv"), rows)
         if not a.no_plot:
-            reference.plot(plotting.pyplot(), rows, out)
+            reference.plot(plotting.pyplot(), plotting.finish_kernel_bars, rows, out)
         print(f"== NPB class {a.problem_class}: dsm against NPB 3.4-MPI (medians of {a.reps} interleaved runs each)")
         print_table(rows)
         print(f"\nwritten: {out}/npb_reference.csv" + ("" if a.no_plot else ", npb_reference.png"))
