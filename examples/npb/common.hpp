@@ -58,7 +58,7 @@ class lcg {
         x3 = multiply(a4, x3);
       }
     }
-    for (; i < n; ++i) out[i] = next();
+    for (double* rest = out + i; rest != out + n; ++rest) *rest = next();
   }
   double seed() const noexcept { return static_cast<double>(x_); }
   std::uint64_t state() const noexcept { return x_; }
