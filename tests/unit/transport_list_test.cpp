@@ -1,6 +1,5 @@
 #include <dsm/runtime/settings.hpp>
 #include <dsm/transport/transport_list.hpp>
-#include <dsm/transport/worker.hpp>
 
 #include <doctest/doctest.h>
 
