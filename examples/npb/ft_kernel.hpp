@@ -303,25 +303,26 @@ void store_batch(std::size_t n, std::size_t valid, const double* re, const doubl
     for (std::size_t b = 0; b < valid; ++b) at(b, k) = complex{re[k * batch + b], im[k * batch + b]};
 }
 
-// The x and y transforms of `count` planes ([z][y][x]) in place.
-inline void transform_planes_x(std::span<complex> slab, const geometry& g, std::size_t count, const fft_1d& fft,
-                               int sign, batch_buffers& buf) {
+// The transforms along one axis of `count` planes ([z][y][x]) in place:
+// along x (each row a sequence) or along y (each column one).
+enum class plane_axis { x, y };
+inline void transform_planes(plane_axis axis, std::span<complex> slab, const geometry& g, std::size_t count,
+                             const fft_1d& fft, int sign, batch_buffers& buf) {
+  const bool along_x = axis == plane_axis::x;
+  const std::size_t length = along_x ? g.nx : g.ny, sequences = along_x ? g.ny : g.nx;
+  // Element k of sequence s sits at s * sequence_stride + k * element_stride.
+  const std::size_t sequence_stride = along_x ? g.nx : 1, element_stride = along_x ? 1 : g.nx;
   for (std::size_t z = 0; z < count; ++z) {
     complex* plane = slab.data() + z * g.nx * g.ny;
-    auto at = [&](std::size_t b0) { return [=, &g](std::size_t b, std::size_t x) -> complex& { return plane[(b0 + b) * g.nx + x]; }; };
+    auto at = [&](std::size_t b0) {
+      return [=](std::size_t b, std::size_t k) -> complex& { return plane[(b0 + b) * sequence_stride + k * element_stride]; };
+    };
     transform_batches(
-        fft, sign, g.ny, buf, [&](std::size_t b0, double* re, double* im) { load_batch(g.nx, std::min(batch, g.ny - b0), re, im, at(b0)); },
-        [&](std::size_t b0, const double* re, const double* im) { store_batch(g.nx, std::min(batch, g.ny - b0), re, im, at(b0)); });
-  }
-}
-inline void transform_planes_y(std::span<complex> slab, const geometry& g, std::size_t count, const fft_1d& fft,
-                               int sign, batch_buffers& buf) {
-  for (std::size_t z = 0; z < count; ++z) {
-    complex* plane = slab.data() + z * g.nx * g.ny;
-    auto at = [&](std::size_t b0) { return [=, &g](std::size_t b, std::size_t y) -> complex& { return plane[y * g.nx + b0 + b]; }; };
-    transform_batches(
-        fft, sign, g.nx, buf, [&](std::size_t b0, double* re, double* im) { load_batch(g.ny, std::min(batch, g.nx - b0), re, im, at(b0)); },
-        [&](std::size_t b0, const double* re, const double* im) { store_batch(g.ny, std::min(batch, g.nx - b0), re, im, at(b0)); });
+        fft, sign, sequences, buf,
+        [&](std::size_t b0, double* re, double* im) { load_batch(length, std::min(batch, sequences - b0), re, im, at(b0)); },
+        [&](std::size_t b0, const double* re, const double* im) {
+          store_batch(length, std::min(batch, sequences - b0), re, im, at(b0));
+        });
   }
 }
 
@@ -376,8 +377,6 @@ class solver {
       : c_(c), g_(c, ranks), me_(me), grids_(grids), fft_x_(g_.nx), fft_y_(g_.ny), fft_z_(g_.nz),
         buffers_(std::max({g_.nx, g_.ny, g_.nz})), run_(g_.planes(me) * g_.rows_per_rank * g_.nx) {}
 
-  const geometry& shape() const noexcept { return g_; }
-
   std::vector<complex> solve() {
     factors_ = step_factors(g_, me_);
     initial_conditions(grids_.planes(), g_, g_.first_plane(me_), g_.planes(me_));
@@ -399,8 +398,8 @@ class solver {
   void forward() {
     const auto slab = grids_.planes();
     const std::size_t first = g_.first_plane(me_), planes = g_.planes(me_);
-    transform_planes_x(slab, g_, planes, fft_x_, 1, buffers_);
-    transform_planes_y(slab, g_, planes, fft_y_, 1, buffers_);
+    transform_planes(plane_axis::x, slab, g_, planes, fft_x_, 1, buffers_);
+    transform_planes(plane_axis::y, slab, g_, planes, fft_y_, 1, buffers_);
     grids_.barrier();  // no rank still reads its spectrum (a previous solve)
     for (std::size_t r = 0; r < g_.ranks && planes != 0; ++r) {
       if (g_.rows(r) == 0) continue;
@@ -440,8 +439,8 @@ class solver {
       for (std::size_t z = 0; z < planes; ++z)
         std::copy_n(run.data() + z * row_run(), g_.rows(s) * g_.nx, slab.data() + (z * g_.ny + g_.first_row(s)) * g_.nx);
     }
-    transform_planes_y(slab, g_, planes, fft_y_, -1, buffers_);
-    transform_planes_x(slab, g_, planes, fft_x_, -1, buffers_);
+    transform_planes(plane_axis::y, slab, g_, planes, fft_y_, -1, buffers_);
+    transform_planes(plane_axis::x, slab, g_, planes, fft_x_, -1, buffers_);
   }
 
   const ft_class& c_;

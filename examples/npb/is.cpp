@@ -51,9 +51,10 @@ bool run(const npb::options& o, const is::is_class& c) {
   std::optional<is::bucket_plan> plan;
   int passed = 0;
 
-  // Indices of the job's keys this rank holds, written through `set`.
+  // Whether this rank holds the job's key i (at keys[i - first_index]).
+  auto holds = [&](std::size_t i) { return i >= first_index && i < first_index + keys.size(); };
   auto set_key = [&](std::size_t i, key k) {
-    if (i >= first_index && i < first_index + keys.size()) keys[i - first_index] = k;
+    if (holds(i)) keys[i - first_index] = k;
   };
 
   auto rank_keys = [&](int it) {
@@ -62,7 +63,7 @@ bool run(const npb::options& o, const is::is_class& c) {
     is::sort_into_buckets(keys, shift, row.first(is::buckets), by_bucket);
     for (std::size_t i = 0; i < is::test_keys; ++i) {
       const auto t = static_cast<std::size_t>(c.test_index[i]);
-      row[is::buckets + i] = t >= first_index && t < first_index + keys.size() ? keys[t - first_index] : key{-1};
+      row[is::buckets + i] = holds(t) ? keys[t - first_index] : key{-1};
     }
     dsm::barrier();
     rows.get(0, all_rows);
