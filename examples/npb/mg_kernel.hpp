@@ -88,28 +88,42 @@ inline void refresh_ghosts(double* p, int m) {
 // The sums of the four edge neighbours (s1) and four corner neighbours
 // (s2) of each point of row i2 in the plane's normal direction, in NPB's
 // order; resid and psinv share them.
-inline void neighbour_sums(const double* lo, const double* mid, const double* hi, int m, int i2, double* s1, double* s2) {
-  const double *mid_up = mid + at(m, i2 - 1, 0), *mid_down = mid + at(m, i2 + 1, 0);
-  const double *lo_row = lo + at(m, i2, 0), *hi_row = hi + at(m, i2, 0);
-  const double *lo_up = lo + at(m, i2 - 1, 0), *lo_down = lo + at(m, i2 + 1, 0);
-  const double *hi_up = hi + at(m, i2 - 1, 0), *hi_down = hi + at(m, i2 + 1, 0);
+inline void neighbour_sums(const double* lo, const double* mid, const double* hi, int m, int i2, double* __restrict s1,
+                           double* __restrict s2) {
+  const double *__restrict mid_up = mid + at(m, i2 - 1, 0), *__restrict mid_down = mid + at(m, i2 + 1, 0);
+  const double *__restrict lo_row = lo + at(m, i2, 0), *__restrict hi_row = hi + at(m, i2, 0);
+  const double *__restrict lo_up = lo + at(m, i2 - 1, 0), *__restrict lo_down = lo + at(m, i2 + 1, 0);
+  const double *__restrict hi_up = hi + at(m, i2 - 1, 0), *__restrict hi_down = hi + at(m, i2 + 1, 0);
   for (int i1 = 0; i1 < m; ++i1) {
     s1[i1] = mid_up[i1] + mid_down[i1] + lo_row[i1] + hi_row[i1];
     s2[i1] = lo_up[i1] + lo_down[i1] + hi_up[i1] + hi_down[i1];
   }
 }
 
-// r = v - A u on one plane; v and r may be the same plane.
+// r = v - A u on one plane. The planes never overlap except that v may be r
+// itself (NPB's resid(u, r, r)); that case reads r in place, so that every
+// pointer the loops see is restrict-qualified: the compiler then keeps the
+// coefficients in registers and vectorises without overlap checks.
 inline void resid(const double* u_lo, const double* u, const double* u_hi, const double* v, double* r, int m,
                   const std::array<double, 4>& a, std::vector<double>& scratch) {
   scratch.resize(2 * static_cast<std::size_t>(m));
-  double *u1 = scratch.data(), *u2 = u1 + m;
+  double *__restrict u1 = scratch.data(), *__restrict u2 = u1 + m;
+  const double a0 = a[0], a2 = a[2], a3 = a[3];
+  auto rows = [&](const double* __restrict v_row, double* __restrict r_row, const double* __restrict u_row) {
+    for (int i1 = 1; i1 < m - 1; ++i1)
+      r_row[i1] = v_row[i1] - a0 * u_row[i1] - a2 * (u2[i1] + u1[i1 - 1] + u1[i1 + 1]) - a3 * (u2[i1 - 1] + u2[i1 + 1]);
+  };
+  auto rows_in_place = [&](double* __restrict r_row, const double* __restrict u_row) {
+    for (int i1 = 1; i1 < m - 1; ++i1)
+      r_row[i1] = r_row[i1] - a0 * u_row[i1] - a2 * (u2[i1] + u1[i1 - 1] + u1[i1 + 1]) - a3 * (u2[i1 - 1] + u2[i1 + 1]);
+  };
   for (int i2 = 1; i2 < m - 1; ++i2) {
     neighbour_sums(u_lo, u, u_hi, m, i2, u1, u2);
     const std::size_t row = at(m, i2, 0);
-    for (int i1 = 1; i1 < m - 1; ++i1)
-      r[row + i1] = v[row + i1] - a[0] * u[row + i1] - a[2] * (u2[i1] + u1[i1 - 1] + u1[i1 + 1]) -
-                    a[3] * (u2[i1 - 1] + u2[i1 + 1]);
+    if (v == r)
+      rows_in_place(r + row, u + row);
+    else
+      rows(v + row, r + row, u + row);
   }
   refresh_ghosts(r, m);
 }
@@ -118,23 +132,26 @@ inline void resid(const double* u_lo, const double* u, const double* u_hi, const
 inline void psinv(const double* r_lo, const double* r, const double* r_hi, double* u, int m,
                   const std::array<double, 4>& c, std::vector<double>& scratch) {
   scratch.resize(2 * static_cast<std::size_t>(m));
-  double *r1 = scratch.data(), *r2 = r1 + m;
+  double *__restrict r1 = scratch.data(), *__restrict r2 = r1 + m;
+  const double c0 = c[0], c1 = c[1], c2 = c[2];
   for (int i2 = 1; i2 < m - 1; ++i2) {
     neighbour_sums(r_lo, r, r_hi, m, i2, r1, r2);
     const std::size_t row = at(m, i2, 0);
+    double* __restrict u_row = u + row;
+    const double* __restrict r_row = r + row;
     for (int i1 = 1; i1 < m - 1; ++i1)
-      u[row + i1] = u[row + i1] + c[0] * r[row + i1] + c[1] * (r[row + i1 - 1] + r[row + i1 + 1] + r1[i1]) +
-                    c[2] * (r2[i1] + r1[i1 - 1] + r1[i1 + 1]);
+      u_row[i1] = u_row[i1] + c0 * r_row[i1] + c1 * (r_row[i1 - 1] + r_row[i1 + 1] + r1[i1]) + c2 * (r2[i1] + r1[i1 - 1] + r1[i1 + 1]);
   }
   refresh_ghosts(u, m);
 }
 
 // rprj3: one coarse plane s (row length mc) from the fine planes f0, f1,
 // f2 around it (row length 2 mc - 2), by trilinear projection.
-inline void restrict_to(const double* f0, const double* f1, const double* f2, double* s, int mc, std::vector<double>& scratch) {
+inline void restrict_to(const double* __restrict f0, const double* __restrict f1, const double* __restrict f2, double* __restrict s, int mc,
+                        std::vector<double>& scratch) {
   const int mf = 2 * mc - 2;
   scratch.resize(2 * static_cast<std::size_t>(mf));
-  double *x1 = scratch.data(), *y1 = x1 + mf;
+  double *__restrict x1 = scratch.data(), *__restrict y1 = x1 + mf;
   for (int j2 = 1; j2 < mc - 1; ++j2) {
     const int i2 = 2 * j2 - 1;
     const std::size_t r0 = at(mf, i2, 0), r1 = at(mf, i2 + 1, 0), r2 = at(mf, i2 + 2, 0);
@@ -157,10 +174,11 @@ inline void restrict_to(const double* f0, const double* f1, const double* f2, do
 // interp: adds to the fine plane u (stored index i3f, row length 2 mc - 2)
 // the trilinear interpolation of the coarse planes z0 = i3f / 2 and z1
 // after it (row length mc). Even planes lie on z0; odd ones between.
-inline void interpolate_to(const double* z0, const double* z1, double* u, int i3f, int mc, std::vector<double>& scratch) {
+inline void interpolate_to(const double* __restrict z0, const double* __restrict z1, double* __restrict u, int i3f, int mc,
+                           std::vector<double>& scratch) {
   const int mf = 2 * mc - 2;
   scratch.resize(2 * static_cast<std::size_t>(mc));
-  double *a = scratch.data(), *b = a + mc;
+  double *__restrict a = scratch.data(), *__restrict b = a + mc;
   const bool between = i3f % 2 == 1;
   for (int i2 = 0; i2 < mc - 1; ++i2) {
     const std::size_t c0 = at(mc, i2, 0), c1 = at(mc, i2 + 1, 0);
@@ -174,7 +192,7 @@ inline void interpolate_to(const double* z0, const double* z1, double* u, int i3
         a[i1] = along;
       }
     }
-    double *even = u + at(mf, 2 * i2, 0), *odd = u + at(mf, 2 * i2 + 1, 0);
+    double *__restrict even = u + at(mf, 2 * i2, 0), *__restrict odd = u + at(mf, 2 * i2 + 1, 0);
     if (between) {
       for (int i1 = 0; i1 < mc - 1; ++i1) {
         even[2 * i1] = even[2 * i1] + 0.5 * a[i1];
