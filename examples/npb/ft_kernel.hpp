@@ -24,7 +24,9 @@
 #include <cmath>
 #include <complex>
 #include <cstddef>
+#include <cstdint>
 #include <numbers>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -240,25 +242,36 @@ inline void initial_conditions(std::span<complex> slab, const geometry& g, std::
   }
 }
 
-// The step factor exp(-4 alpha pi^2 (kx^2 + ky^2 + kz^2)) of every element
-// of rank r's column block, wave numbers folded to [-n/2, n/2).
-inline std::vector<double> step_factors(const geometry& g, std::size_t r) {
-  auto folded = [](std::size_t i, std::size_t n) {
-    const auto f = static_cast<double>((i + n / 2) % n) - static_cast<double>(n / 2);
-    return f * f;
-  };
-  const double ap = -4.0 * alpha * std::numbers::pi * std::numbers::pi;
-  std::vector<double> factors(g.column_block(), 0.0);
-  std::vector<double> along_x(g.nx);
-  for (std::size_t x = 0; x < g.nx; ++x) along_x[x] = folded(x, g.nx);
-  for (std::size_t z = 0; z < g.nz; ++z)
-    for (std::size_t row = 0; row < g.rows(r); ++row) {
-      const double yz = folded(g.first_row(r) + row, g.ny) + folded(z, g.nz);
-      double* out = factors.data() + g.column_offset(z, row);
-      for (std::size_t x = 0; x < g.nx; ++x) out[x] = std::exp(ap * (along_x[x] + yz));
+// The step factor exp(-4 alpha pi^2 (kx^2 + ky^2 + kz^2)) of each element
+// of rank r's column block, wave numbers folded to [-n/2, n/2). The sum of
+// squares is a small integer (at most (nx/2)^2 + (ny/2)^2 + (nz/2)^2), so
+// the factors come from one table of exp over those integers: the same
+// bits as one exp per element, for a few thousand exps instead of the
+// grid's size, and no grid-sized array of factors to stream every step.
+class step_factors {
+ public:
+  step_factors(const geometry& g, std::size_t r)
+      : x_(squares(g.nx, 0, g.nx)), row_(squares(g.ny, g.first_row(r), g.rows(r))), z_(squares(g.nz, 0, g.nz)) {
+    const double ap = -4.0 * alpha * std::numbers::pi * std::numbers::pi;
+    const std::size_t largest = (g.nx / 2) * (g.nx / 2) + (g.ny / 2) * (g.ny / 2) + (g.nz / 2) * (g.nz / 2);
+    table_.resize(largest + 1);
+    for (std::size_t d = 0; d <= largest; ++d) table_[d] = std::exp(ap * static_cast<double>(d));
+  }
+  double operator()(std::size_t z, std::size_t row, std::size_t x) const { return table_[x_[x] + row_[row] + z_[z]]; }
+
+ private:
+  // The folded squares of indices [first, first + count) along an axis of n.
+  static std::vector<std::uint32_t> squares(std::size_t n, std::size_t first, std::size_t count) {
+    std::vector<std::uint32_t> out(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      const auto f = static_cast<std::int64_t>((first + i + n / 2) % n) - static_cast<std::int64_t>(n / 2);
+      out[i] = static_cast<std::uint32_t>(f * f);
     }
-  return factors;
-}
+    return out;
+  }
+  std::vector<std::uint32_t> x_, row_, z_;
+  std::vector<double> table_;
+};
 
 // Scratch for one batch of sequences of the longest dimension.
 class batch_buffers {
@@ -378,7 +391,7 @@ class solver {
         buffers_(std::max({g_.nx, g_.ny, g_.nz})), run_(g_.planes(me) * g_.rows_per_rank * g_.nx) {}
 
   std::vector<complex> solve() {
-    factors_ = step_factors(g_, me_);
+    factors_.emplace(g_, me_);
     initial_conditions(grids_.planes(), g_, g_.first_plane(me_), g_.planes(me_));
     forward();
     std::vector<complex> sums;
@@ -424,8 +437,7 @@ class solver {
     transform_columns(
         g_, me_, fft_z_, -1, buffers_,
         [&](std::size_t z, std::size_t row, std::size_t x) {
-          const std::size_t at = g_.column_offset(z, row) + x;
-          return columns[at] *= factors_[at];
+          return columns[g_.column_offset(z, row) + x] *= (*factors_)(z, row, x);
         },
         [&](std::size_t z, std::size_t row, std::size_t x) -> complex& {
           if (z >= first && z < first + planes) return slab[((z - first) * g_.ny + my_row + row) * g_.nx + x];
@@ -450,7 +462,7 @@ class solver {
   fft_1d fft_x_, fft_y_, fft_z_;
   batch_buffers buffers_;
   std::vector<complex> run_;  // one pair's share of a transpose
-  std::vector<double> factors_;
+  std::optional<step_factors> factors_;
 };
 
 // NPB's per-iteration lines and the verification against its checksums.
