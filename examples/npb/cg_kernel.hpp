@@ -45,6 +45,25 @@ struct sparse_rows {
   std::vector<std::size_t> start;  // last - first + 1 entries
   std::vector<int> column;
   std::vector<double> value;
+
+  // out = these rows times the whole vector v, each row summed in NPB's
+  // order. Through restrict-qualified pointers the loop bounds and bases
+  // stay in registers (measured 5-10% faster than through the vectors;
+  // interleaving rows to overlap their chains of additions was slower).
+  void multiply(std::span<const double> v, std::span<double> out) const {
+    const std::size_t* __restrict row_start = start.data();
+    const int* __restrict col = column.data();
+    const double* __restrict val = value.data();
+    const double* __restrict x = v.data();
+    double* __restrict y = out.data();
+    const std::size_t rows = start.size() - 1;
+    for (std::size_t k = 0; k < rows; ++k) {
+      double s = 0;
+      const std::size_t end = row_start[k + 1];
+      for (std::size_t e = row_start[k]; e < end; ++e) s += val[e] * x[static_cast<std::size_t>(col[e])];
+      y[k] = s;
+    }
+  }
 };
 
 sparse_rows make_matrix(const cg_class& c, std::size_t first, std::size_t last) {
@@ -121,14 +140,7 @@ std::pair<double, double> solve(const cg_class& c, Backend& b, std::size_t first
   };
   auto dot = [&](std::span<const double> a1, std::span<const double> b1) { return dots(a1, b1, {}, {}).first; };
   // out = A v for this rank's rows
-  auto multiply = [&](std::span<const double> v, std::span<double> out) {
-    const std::span<const double> all = b.whole(v);
-    for (std::size_t k = 0; k < rows; ++k) {
-      double s = 0;
-      for (std::size_t e = a.start[k]; e < a.start[k + 1]; ++e) s += a.value[e] * all[static_cast<std::size_t>(a.column[e])];
-      out[k] = s;
-    }
-  };
+  auto multiply = [&](std::span<const double> v, std::span<double> out) { a.multiply(b.whole(v), out); };
 
   double zeta = 0;
   b.max(0.0);  // a common start line
