@@ -373,7 +373,11 @@ class launcher {
     // self serves a rank's operations on its own memory.
     if (opt_.transport == "shm") ::setenv("UCX_TLS", shm, 1);
     else if (opt_.transport == "tcp") ::setenv("UCX_TLS", "tcp,self", 1);
-    else if (emulated || mixed) ::setenv("UCX_TLS", shm, 0);  // auto: one machine, so shared memory
+    // auto: every rank dsmrun starts is on this machine, so shared memory
+    // (a user's UCX_TLS wins). It also makes the ranks' progress default
+    // polling: a progress thread would take turns on the two busy cores of
+    // a fully subscribed machine with the ranks' own threads.
+    else ::setenv("UCX_TLS", shm, 0);
     if (!emulated && !mixed) return;
     std::string ranks;
     unsigned first = 0;
