@@ -1,9 +1,8 @@
 // dsmrun: starts the ranks of a dsm job on this machine.
 //
-//   dsmrun [--transport shm|tcp|auto] [--timeout SECONDS] [--tag-output]
-//          -n N prog args... [: -n M prog2 args...]
+//   dsmrun [options] -n N prog args... [: [options] -n M prog2 args...]
 //
-// Ranks are numbered across the colon-separated groups in order. Each rank
+// (dsmrun --help lists the options, dsmrun(1) describes them.) Ranks are numbered across the colon-separated groups in order. Each rank
 // finds the others through a rendezvous on a Unix socket that only holders
 // of this job's random token may join, and keeps its connection open: it
 // says goodbye there when it leaves its runtime, reports a wait that gave
@@ -21,6 +20,7 @@
 // UCX's shared-memory files go to, under $DSM_SHM_DIR or /dev/shm) are
 // removed, by a guardian process even when dsmrun itself is killed; a rank
 // whose launcher died is killed by the kernel (PR_SET_PDEATHSIG).
+#include <dsm/config.hpp>
 #include <dsm/detail/rendezvous.hpp>
 
 #include <fmt/format.h>
@@ -68,56 +68,109 @@ struct options {
   std::vector<program_group> groups;
 };
 
+constexpr std::string_view synopsis =
+    "usage: dsmrun [options] -n N prog args... [: [options] -n M prog args...]";
+
+// Every option and environment variable, one line each (dsmrun(1) says more).
+constexpr std::string_view help_text = R"(Starts the ranks of a dsm job on this machine.
+
+Options (anywhere before a group's program; a long option's value may also follow an =):
+  -n N, -np N, --np N       ranks of this program group (1-4096); each group needs one
+  --transport shm|tcp|auto  UCX transports: shm sets UCX_TLS=self,posix,sysv,cma, tcp sets
+                            UCX_TLS=tcp,self, auto (default) means shm unless UCX_TLS is set
+  --timeout SECONDS         end the whole job (exit 124) if it runs longer
+  --tag-output              prefix every output line with [rank]
+  -h, --help                print this help and exit
+  -V, --version             print dsmrun's version and exit
+  :                         separates program groups; ranks are numbered across them in order
+
+Environment (read by dsmrun or the ranks):
+  DSM_TIMEOUT=SECONDS       longest any single wait of a rank may take (default 120; 0 or inf: none)
+  DSM_PROGRESS=thread|poll  progress engine (default poll with shared memory only, else thread)
+  DSM_STATS=1               each rank prints its transfer, barrier and coherence counters at exit
+  DSM_CHECK_RACES=1         a data race a write_shared home detects is an error, not a warning
+  DSM_MAX_SEGMENT_BYTES=N   the largest segment a rank maps (default: physical memory)
+  DSM_SHM_DIR=DIR           where the job's directory for UCX's posix files goes (default /dev/shm)
+  TMPDIR=DIR                where the job's rendezvous socket directory goes (default /tmp)
+  UCX_TLS, UCX_NET_DEVICES  UCX's own; --transport sets UCX_TLS, UCX_NET_DEVICES defaults to lo
+  DSM_RANK, DSM_RANKS, DSM_RENDEZVOUS, DSM_TOKEN  set by dsmrun for the ranks' bootstrap
+
+Exit status: 0 when every rank exits 0; else the first failed rank's exit code (128 + the
+signal that killed it; 1 if it exited 0 early or stopped answering); 128 + the signal
+dsmrun received (SIGINT, SIGTERM, SIGHUP); 124 on --timeout; 2 on bad usage.
+)";
+
 [[noreturn]] void usage(std::string_view why) {
-  fmt::print(stderr,
-             "dsmrun: {}\nusage: dsmrun [--transport shm|tcp|auto] [--timeout SECONDS] [--tag-output] "
-             "-n N prog args... [: -n M prog args...]\n",
-             why);
+  fmt::print(stderr, "dsmrun: {}\n{}\n(dsmrun --help lists every option)\n", why, synopsis);
   std::exit(2);
 }
 
-unsigned parse_count(const char* text) {
+unsigned parse_count(std::string_view option, const char* text) {
   char* end = nullptr;
   const unsigned long v = std::strtoul(text, &end, 10);
-  if (end == text || *end != '\0' || v == 0 || v > 4096) usage(fmt::format("-n needs a rank count from 1 to 4096, not '{}'", text));
+  if (end == text || *end != '\0' || v == 0 || v > 4096)
+    usage(fmt::format("{} needs a rank count from 1 to 4096, not '{}'", option, text));
   return static_cast<unsigned>(v);
 }
 
+// Options may come anywhere before a group's program, as with mpirun:
+// `dsmrun -n 2 --transport tcp ./prog` and `dsmrun --transport tcp -n 2
+// ./prog` are the same job. The job-wide ones (--transport, --timeout,
+// --tag-output) apply to every group wherever they are given.
 options parse(int argc, char** argv) {
   options o;
   int i = 1;
-  for (; i < argc && argv[i][0] == '-' && std::string_view(argv[i]) != "-n"; ++i) {
-    const std::string_view a = argv[i];
-    if (a == "--tag-output") {
-      o.tag_output = true;
-    } else if (a == "--transport" || a == "--timeout") {
-      if (i + 1 >= argc) usage(fmt::format("{} needs a value", a));
-      const char* v = argv[++i];
-      if (a == "--transport") {
-        o.transport = v;
-        if (o.transport != "shm" && o.transport != "tcp" && o.transport != "auto")
-          usage(fmt::format("unknown transport '{}'", v));
-      } else {
-        char* end = nullptr;
-        o.timeout_seconds = std::strtod(v, &end);
-        // As DSM_TIMEOUT's limit: finite and at most about 31 years.
-        if (end == v || *end != '\0' || !(o.timeout_seconds > 0) || !(o.timeout_seconds <= 1e9))
-          usage(fmt::format("--timeout needs seconds (more than 0, at most 1e9), not '{}'", v));
-      }
-    } else if (a == "-h" || a == "--help") {
-      usage("help");
-    } else {
-      usage(fmt::format("unknown option {}", a));
-    }
-  }
   while (i < argc) {
-    if (std::string_view(argv[i]) != "-n" || i + 1 >= argc) usage("each program group starts with -n N");
     program_group g;
-    g.ranks = parse_count(argv[i + 1]);
-    for (i += 2; i < argc && std::string_view(argv[i]) != ":"; ++i) g.argv.emplace_back(argv[i]);
-    if (g.argv.empty()) usage("a program group names no program");
+    for (; i < argc && argv[i][0] == '-' && argv[i][1] != '\0'; ++i) {
+      std::string_view a = argv[i];
+      std::optional<std::string> inline_value;  // --opt=value
+      if (const auto eq = a.find('='); a.starts_with("--") && eq != std::string_view::npos) {
+        inline_value = std::string(a.substr(eq + 1));
+        a = a.substr(0, eq);
+      }
+      const auto value = [&]() -> std::string {
+        if (inline_value) return *inline_value;
+        if (i + 1 >= argc) usage(fmt::format("{} needs a value", a));
+        return argv[++i];
+      };
+      if (a == "-n" || a == "-np" || a == "--np" || a == "--n") {
+        if (g.ranks != 0) usage(fmt::format("{} given twice for one program group", a));
+        g.ranks = parse_count(a, value().c_str());
+      } else if (a == "--tag-output") {
+        o.tag_output = true;
+      } else if (a == "--transport") {
+        o.transport = value();
+        if (o.transport != "shm" && o.transport != "tcp" && o.transport != "auto")
+          usage(fmt::format("unknown transport '{}' (shm, tcp or auto)", o.transport));
+      } else if (a == "--timeout") {
+        const std::string v = value();
+        char* end = nullptr;
+        o.timeout_seconds = std::strtod(v.c_str(), &end);
+        // As DSM_TIMEOUT's limit: finite and at most about 31 years.
+        if (end == v.c_str() || *end != '\0' || !(o.timeout_seconds > 0) || !(o.timeout_seconds <= 1e9))
+          usage(fmt::format("--timeout needs seconds (more than 0, at most 1e9), not '{}'", v));
+      } else if (a == "-h" || a == "--help") {
+        fmt::print("{}\n\n{}", synopsis, help_text);
+        std::exit(0);
+      } else if (a == "-V" || a == "--version") {
+        fmt::print("dsmrun (dsm) {}\n", DSM_VERSION);
+        std::exit(0);
+      } else {
+        usage(fmt::format("unknown option {}", a));
+      }
+    }
+    if (i >= argc || std::string_view(argv[i]) == ":") {
+      if (o.groups.empty() && g.ranks == 0 && i >= argc) usage("no program to run");
+      usage("a program group names no program");
+    }
+    if (g.ranks == 0) usage(fmt::format("no rank count for {}: give -n N (or -np N) before the program", argv[i]));
+    for (; i < argc && std::string_view(argv[i]) != ":"; ++i) g.argv.emplace_back(argv[i]);
     o.groups.push_back(std::move(g));
-    if (i < argc) ++i;  // the ':'
+    if (i < argc) {
+      ++i;  // the ':'
+      if (i >= argc) usage("nothing after ':'");
+    }
   }
   if (o.groups.empty()) usage("no program to run");
   return o;

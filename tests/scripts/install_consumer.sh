@@ -12,6 +12,10 @@ trap 'rm -rf "$work"' EXIT
 test -f "$work/prefix/include/dsm/dsm.hpp" || { echo "FAIL: dsm.hpp not installed"; exit 1; }
 test -f "$work/prefix/include/dsm/config.hpp" || { echo "FAIL: config.hpp not installed"; exit 1; }
 test -f "$work/prefix/lib/pkgconfig/dsm.pc" || { echo "FAIL: dsm.pc not installed"; exit 1; }
+# dsmrun is built where UCX is; its man page comes with it.
+if [ -x "$work/prefix/bin/dsmrun" ]; then
+  test -f "$work/prefix/share/man/man1/dsmrun.1" || { echo "FAIL: dsmrun(1) not installed"; exit 1; }
+fi
 if find "$work/prefix/include" -name meson.build -o -name '*.in' | grep -q .; then
   echo "FAIL: build files installed among the headers"; exit 1
 fi

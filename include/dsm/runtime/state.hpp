@@ -1122,7 +1122,9 @@ class runtime_state final : public collective_transport {
   // UCX's error callback: rank r's endpoint failed. Expected of a rank
   // that finished (its endpoints close) and once this rank is leaving.
   // Under dsmrun, which knows how the rank ended, its word is awaited a
-  // moment first.
+  // moment first: up to a second, as on a loaded machine (ranks polling on
+  // every core) the launcher may take some hundred milliseconds to be
+  // scheduled; its word normally comes at once and ends the wait.
   void on_peer_error(std::size_t r, ucs_status_t status) {
     if (r == rank() || finished_peers_[r]) return;
     gone_peers_[r] = 1;
@@ -1131,7 +1133,7 @@ class runtime_state final : public collective_transport {
                             "exited early), or its machine is gone",
                             r, ucs_status_string(status));
     if (membership_.rendezvous_fd >= 0)
-      worker_.fail_job_soon(errc::peer_failure, std::move(text), static_cast<int>(r), std::chrono::milliseconds(300));
+      worker_.fail_job_soon(errc::peer_failure, std::move(text), static_cast<int>(r), std::chrono::milliseconds(1000));
     else
       worker_.fail_job(errc::peer_failure, std::move(text), static_cast<int>(r));
   }
