@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# cluster_test.sh SOURCE_ROOT BUILD_ROOT
+# Simulated hosts (scripts/cluster): two hosts are isolated as two machines
+# are (hostname, /dev/shm, addresses only inside them), Open MPI launches
+# across them through the cluster's rsh agent, NPB CG and IS class S verify
+# on 2 hosts x 2 ranks, and `down` leaves nothing behind.
+set -uo pipefail
+src=$1 build=$2
+cluster="$src/scripts/cluster"
+[ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root (namespaces)"; exit 77; }
+command -v mpirun >/dev/null || { echo "SKIP: no mpirun"; exit 77; }
+fail() { echo "FAIL: $*"; "$cluster" down; exit 1; }
+trap '"$cluster" down' EXIT
+
+"$cluster" up 2 >/dev/null || fail "cluster up 2"
+"$cluster" up 2 >/dev/null || fail "cluster up 2 again (idempotent)"
+[ "$("$cluster" exec 1 hostname)" = dsm-host1 ] || fail "host 1 is not named dsm-host1"
+[ "$("$cluster" exec 2 hostname)" = dsm-host2 ] || fail "host 2 is not named dsm-host2"
+"$cluster" exec 1 sh -c 'echo one > /dev/shm/dsm-cluster-test' || fail "writing host 1's /dev/shm"
+"$cluster" exec 1 test -f /dev/shm/dsm-cluster-test || fail "host 1 does not keep its /dev/shm between commands"
+"$cluster" exec 2 test ! -e /dev/shm/dsm-cluster-test || fail "host 2 sees host 1's /dev/shm"
+[ ! -e /dev/shm/dsm-cluster-test ] || fail "the machine sees host 1's /dev/shm"
+if ip -o addr | grep -q '198\.18\.'; then fail "a cluster address exists outside the hosts"; fi
+"$cluster" exec 1 timeout 5 bash -c 'echo >/dev/tcp/dsm-host2/9' 2>/dev/null
+[ $? -ne 124 ] || fail "host 1 cannot reach dsm-host2 by name"
+
+mpirun_on_hosts() {
+  "$cluster" exec 1 env OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 \
+    timeout 120 mpirun --mca plm_rsh_agent "$cluster rsh" --mca oob_tcp_if_include eth0 \
+    --mca btl_tcp_if_include eth0 -x UCX_NET_DEVICES=eth0 -x DSM_TIMEOUT=60 -H dsm-host1:2,dsm-host2:2 "$@"
+}
+hosts=$(mpirun_on_hosts hostname 2>&1 | sort | uniq -c | awk '{print $1 " " $2}' | tr '\n' ' ')
+[ "$hosts" = "2 dsm-host1 2 dsm-host2 " ] || fail "mpirun -H dsm-host1:2,dsm-host2:2 ran on: $hosts"
+for kernel in cg is; do
+  out=$(mpirun_on_hosts "$build/examples/$kernel" --class S 2>&1)
+  grep -Eq 'Verification += +SUCCESSFUL' <<<"$out" || { echo "$out" | tail -20; fail "NPB $kernel class S on 2 hosts x 2 ranks"; }
+  grep -Eq 'Total ranks += +4' <<<"$out" || fail "NPB $kernel did not run on 4 ranks"
+  echo "$kernel class S verified on 2 hosts x 2 ranks"
+done
+
+"$cluster" down || fail "cluster down"
+trap - EXIT
+if ip netns list | grep -q '^dsm-'; then fail "network namespaces left: $(ip netns list | grep '^dsm-')"; fi
+if grep -q dsm-cluster /proc/mounts; then fail "mounts left: $(grep dsm-cluster /proc/mounts)"; fi
+[ ! -e /run/dsm-cluster ] || fail "/run/dsm-cluster left"
+"$cluster" down || fail "cluster down when there is none"
+echo "ok"
