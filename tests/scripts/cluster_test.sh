@@ -3,7 +3,8 @@
 # Simulated hosts (scripts/cluster): two hosts are isolated as two machines
 # are (hostname, /dev/shm, addresses only inside them), Open MPI launches
 # across them through the cluster's rsh agent, NPB CG and IS class S verify
-# on 2 hosts x 2 ranks, and `down` leaves nothing behind.
+# and the rma/atomics/coherence litmus programs pass on 2 hosts x 2 ranks,
+# and `down` leaves nothing behind.
 set -uo pipefail
 src=$1 build=$2
 cluster="$src/scripts/cluster"
@@ -36,6 +37,17 @@ for kernel in cg is; do
   grep -Eq 'Verification += +SUCCESSFUL' <<<"$out" || { echo "$out" | tail -20; fail "NPB $kernel class S on 2 hosts x 2 ranks"; }
   grep -Eq 'Total ranks += +4' <<<"$out" || fail "NPB $kernel did not run on 4 ranks"
   echo "$kernel class S verified on 2 hosts x 2 ranks"
+done
+
+# The one-sided and coherence litmus programs, each rank pair of hosts
+# crossing TCP and each pair within a host shared memory.
+for case in "rma_test" "atomics_test" "coherence_test single_writer" "coherence_test write_shared" \
+            "coherence_test read_only" "coherence_test migratory" "reduction_test litmus" "producer_consumer_test litmus"; do
+  read -r program argument <<<"$case"
+  # shellcheck disable=SC2086
+  out=$(mpirun_on_hosts "$build/tests/ranks/$program" $argument 2>&1)
+  grep -Eq "passed on 4 rank\(s\) via pmix, 0 failed check\(s\)" <<<"$out" || { echo "$out" | tail -20; fail "$case on 2 hosts x 2 ranks"; }
+  echo "$case passed on 2 hosts x 2 ranks"
 done
 
 "$cluster" down || fail "cluster down"
