@@ -134,7 +134,7 @@ options parse(int argc, char** argv) {
         if (i + 1 >= argc) usage(fmt::format("{} needs a value", a));
         return argv[++i];
       };
-      if (a == "-n" || a == "-np" || a == "--np" || a == "--n") {
+      if (a == "-n" || a == "-np" || a == "--np") {
         if (g.ranks != 0) usage(fmt::format("{} given twice for one program group", a));
         g.ranks = parse_count(a, value().c_str());
       } else if (a == "--tag-output") {

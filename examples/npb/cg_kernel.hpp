@@ -46,10 +46,13 @@ struct sparse_rows {
   std::vector<int> column;
   std::vector<double> value;
 
-  // out = these rows times the whole vector v, each row summed in NPB's
-  // order. Through restrict-qualified pointers the loop bounds and bases
-  // stay in registers (measured 5-10% faster than through the vectors;
-  // interleaving rows to overlap their chains of additions was slower).
+  // out = these rows times the whole vector v. Each row is summed in two
+  // interleaved partial sums (even and odd entries, added at the end): two
+  // independent chains of additions instead of NPB's one, measured 9%
+  // faster on class A; the bits differ from NPB's in the last places and
+  // zeta still verifies (NPB's rules leave the order of summation free).
+  // Through restrict-qualified pointers the loop bounds and bases stay in
+  // registers (5-10% faster than through the vectors).
   void multiply(std::span<const double> v, std::span<double> out) const {
     const std::size_t* __restrict row_start = start.data();
     const int* __restrict col = column.data();
@@ -58,10 +61,15 @@ struct sparse_rows {
     double* __restrict y = out.data();
     const std::size_t rows = start.size() - 1;
     for (std::size_t k = 0; k < rows; ++k) {
-      double s = 0;
+      double s0 = 0, s1 = 0;
+      std::size_t e = row_start[k];
       const std::size_t end = row_start[k + 1];
-      for (std::size_t e = row_start[k]; e < end; ++e) s += val[e] * x[static_cast<std::size_t>(col[e])];
-      y[k] = s;
+      for (; e + 1 < end; e += 2) {
+        s0 += val[e] * x[static_cast<std::size_t>(col[e])];
+        s1 += val[e + 1] * x[static_cast<std::size_t>(col[e + 1])];
+      }
+      if (e < end) s0 += val[e] * x[static_cast<std::size_t>(col[e])];
+      y[k] = s0 + s1;
     }
   }
 };

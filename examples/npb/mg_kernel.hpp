@@ -109,13 +109,15 @@ inline void resid(const double* u_lo, const double* u, const double* u_hi, const
   scratch.resize(2 * static_cast<std::size_t>(m));
   double *__restrict u1 = scratch.data(), *__restrict u2 = u1 + m;
   const double a0 = a[0], a2 = a[2], a3 = a[3];
+  // x - A u at i1, for x read from v's row or (in place) from r's own.
+  auto residual = [&](double x, const double* __restrict u_row, int i1) {
+    return x - a0 * u_row[i1] - a2 * (u2[i1] + u1[i1 - 1] + u1[i1 + 1]) - a3 * (u2[i1 - 1] + u2[i1 + 1]);
+  };
   auto rows = [&](const double* __restrict v_row, double* __restrict r_row, const double* __restrict u_row) {
-    for (int i1 = 1; i1 < m - 1; ++i1)
-      r_row[i1] = v_row[i1] - a0 * u_row[i1] - a2 * (u2[i1] + u1[i1 - 1] + u1[i1 + 1]) - a3 * (u2[i1 - 1] + u2[i1 + 1]);
+    for (int i1 = 1; i1 < m - 1; ++i1) r_row[i1] = residual(v_row[i1], u_row, i1);
   };
   auto rows_in_place = [&](double* __restrict r_row, const double* __restrict u_row) {
-    for (int i1 = 1; i1 < m - 1; ++i1)
-      r_row[i1] = r_row[i1] - a0 * u_row[i1] - a2 * (u2[i1] + u1[i1 - 1] + u1[i1 + 1]) - a3 * (u2[i1 - 1] + u2[i1 + 1]);
+    for (int i1 = 1; i1 < m - 1; ++i1) r_row[i1] = residual(r_row[i1], u_row, i1);
   };
   for (int i2 = 1; i2 < m - 1; ++i2) {
     neighbour_sums(u_lo, u, u_hi, m, i2, u1, u2);
