@@ -90,6 +90,7 @@ Environment (read by dsmrun or the ranks):
   DSM_STATS=1               each rank prints its transfer, barrier and coherence counters at exit
   DSM_CHECK_RACES=1         a data race a write_shared home detects is an error, not a warning
   DSM_MAX_SEGMENT_BYTES=N   the largest segment a rank maps (default: physical memory)
+  DSM_HOST_TIMEOUT=SECONDS  silence after which a rank on another machine counts as lost (default 3; 0: never)
   DSM_SHM_DIR=DIR           where the job's directory for UCX's posix files goes (default /dev/shm)
   TMPDIR=DIR                where the job's rendezvous socket directory goes (default /tmp)
   UCX_TLS, UCX_NET_DEVICES  UCX's own; --transport sets UCX_TLS, UCX_NET_DEVICES defaults to lo

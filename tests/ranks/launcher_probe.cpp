@@ -9,6 +9,9 @@
 //                   runtime alive
 //   kill R SIG      the same, but rank R raises SIG (KILL, SEGV, STOP)
 //   sleep S         every rank sleeps S seconds (for --timeout and signals)
+//   hold R S        every rank says "rank N waits"; rank R sleeps S seconds
+//                   outside dsm, the others wait in a barrier for it (a
+//                   machine's failure meanwhile must end the wait)
 //   bad-token       rank 0 also knocks on the rendezvous with a wrong token
 //                   and checks it is refused
 //   chatty R N      every rank but R prints N numbered lines (stdout, fully
@@ -121,6 +124,11 @@ int run_modes(int argc, char** argv) {
       std::fflush(stdout);
       std::abort();
     }
+    return wait_for_the_end(me);
+  } else if (mode == "hold") {
+    fmt::print("rank {} waits\n", me);
+    std::fflush(stdout);
+    if (me == a) std::this_thread::sleep_for(std::chrono::seconds(b));
     return wait_for_the_end(me);
   } else if (mode == "sleep") {
     std::this_thread::sleep_for(std::chrono::seconds(a));

@@ -23,7 +23,7 @@ variables = set(re.findall(r"\b((?:DSM|UCX)_[A-Z_]+|TMPDIR)\b", env_part))
 for expected in ["-n", "-np", "--np", "--transport", "--timeout", "--tag-output", "-h", "--help", "-V", "--version"]:
     if expected not in options:
         failures.append(f"--help does not list {expected}")
-for expected in ["DSM_TIMEOUT", "DSM_PROGRESS", "DSM_STATS", "DSM_CHECK_RACES", "DSM_MAX_SEGMENT_BYTES",
+for expected in ["DSM_TIMEOUT", "DSM_PROGRESS", "DSM_STATS", "DSM_CHECK_RACES", "DSM_MAX_SEGMENT_BYTES", "DSM_HOST_TIMEOUT",
                  "DSM_SHM_DIR", "TMPDIR", "UCX_TLS", "UCX_NET_DEVICES"]:
     if expected not in variables:
         failures.append(f"--help does not list {expected}")

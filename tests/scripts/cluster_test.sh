@@ -50,6 +50,57 @@ for case in "rma_test" "atomics_test" "coherence_test single_writer" "coherence_
   echo "$case passed on 2 hosts x 2 ranks"
 done
 
+# A machine that fails mid-job: every rank says "waits", rank 3 (host 2)
+# sleeps outside dsm and the others wait for it in a barrier; then host 2's
+# link is cut, or its processes are killed. The job must end within 5 s,
+# the ranks of host 1 naming the lost ranks (dsm's peer watch, or UCX for a
+# closed connection). Open MPI's own daemon link is watched with keepalives
+# of the same order (README: "A machine that fails").
+stamp() { while IFS= read -r line; do echo "$(date +%s.%N) $line"; done; }
+host_failure() {  # NAME ACTION...
+  local name=$1 log="$build/cluster-$1.log" t0 t1 k
+  shift
+  "$cluster" up 2 >/dev/null || fail "cluster up 2 ($name)"
+  { mpirun_on_hosts --mca oob_tcp_keepalive_time 1 --mca oob_tcp_keepalive_intvl 1 --mca oob_tcp_keepalive_probes 2 \
+      "$build/tests/ranks/launcher_probe" hold 3 30 2>&1 | stamp >"$log"; } &
+  local job=$!
+  for ((k = 0; k < 300; ++k)); do
+    [ "$(grep -c ' waits$' "$log" 2>/dev/null)" = 4 ] && break
+    sleep 0.1
+  done
+  [ "$k" -lt 300 ] || { kill "$job"; fail "$name: the 4 ranks did not start within 30 s: $(cat "$log")"; }
+  sleep 0.5
+  t0=$(date +%s.%N)
+  "$@"
+  for ((k = 0; k < 200; ++k)); do
+    kill -0 "$job" 2>/dev/null || break
+    sleep 0.1
+  done
+  t1=$(date +%s.%N)
+  # Open MPI's teardown may wait on the lost daemon after dsm's ranks ended
+  # (its own keepalive): dsm's part is the ranks' end, checked below.
+  if kill -0 "$job" 2>/dev/null; then
+    echo "$name: mpirun still tearing down 20 s after; stopped"
+    pkill -9 -f "launcher_probe hold" 2>/dev/null
+    pkill -9 -x mpirun 2>/dev/null
+  fi
+  wait "$job"
+  local named
+  named=$(grep -E 'rank [01]: peer failure: rank [23] (on dsm-host2 )?is (lost|unreachable)' "$log" | head -1)
+  [ -n "$named" ] || fail "$name: no rank of host 1 named a lost rank of host 2: $(cat "$log")"
+  if [ "$name" = "processes killed" ]; then
+    awk -v t0="$t0" -v t1="$t1" 'BEGIN { exit !(t1 - t0 <= 5.5) }' ||
+      fail "$name: the job took $(awk -v t0="$t0" -v t1="$t1" 'BEGIN { print t1 - t0 }') s to end: $(cat "$log")"
+  fi
+  # DSM_HOST_TIMEOUT (3 s) plus the keepalive's second, with room for a loaded machine.
+  awk -v t0="$t0" '{ if ($1 - t0 > 8) exit 1 }' <<<"$named" || fail "$name: named the lost rank too late (t0 $t0): $named"
+  echo "$name: ended in $(awk -v t0="$t0" -v t1="$t1" 'BEGIN { printf "%.1f", t1 - t0 }') s; ${named#* }"
+}
+host_failure "link cut" "$cluster" unplug 2
+host_failure "processes killed" sh -c 'ip netns pids dsm-host2 | xargs -r kill -9'
+grep -q 'is lost: its machine did not answer for 3 s' "$build/cluster-link cut.log" ||
+  fail "link cut: the peer watch did not report it: $(cat "$build/cluster-link cut.log")"
+
 "$cluster" down || fail "cluster down"
 trap - EXIT
 if ip netns list | grep -q '^dsm-'; then fail "network namespaces left: $(ip netns list | grep '^dsm-')"; fi

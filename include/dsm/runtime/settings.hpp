@@ -9,6 +9,9 @@
 //                 dsm::error on the writer (default: counted and warned)
 //   DSM_MAX_SEGMENT_BYTES  the largest segment (one rank's block of an
 //                 array) this rank maps (default: its physical memory)
+//   DSM_HOST_TIMEOUT  seconds a machine of the job may stay silent before
+//                 its ranks count as lost (default 3; 0 or inf: not
+//                 watched; see peer_watch.hpp)
 #pragma once
 
 #include <dsm/error.hpp>
@@ -31,10 +34,12 @@ struct settings {
   bool stats = false;
   bool check_races = false;
   std::uint64_t max_segment_bytes = UINT64_MAX;
+  double host_timeout_seconds = 3.0;
 
   static settings from_environment() {
     settings s;
     if (const char* t = std::getenv("DSM_TIMEOUT")) s.timeout_seconds = parse_timeout(t);
+    if (const char* t = std::getenv("DSM_HOST_TIMEOUT")) s.host_timeout_seconds = parse_timeout(t, "DSM_HOST_TIMEOUT");
     if (const char* p = std::getenv("DSM_PROGRESS")) {
       const std::string_view v = p;
       if (v == "thread") s.progress = transport::progress_mode::thread;
@@ -60,12 +65,12 @@ struct settings {
   // finite limit is positive and at most max_timeout_seconds, so that a
   // deadline never overflows the clock.
   static constexpr double max_timeout_seconds = 1e9;  // about 31 years
-  static double parse_timeout(const char* text) {
+  static double parse_timeout(const char* text, std::string_view variable = "DSM_TIMEOUT") {
     char* end = nullptr;
     const double v = std::strtod(text, &end);
     const auto refuse = [&](std::string_view why) {
       throw error(errc::invalid_argument,
-                  fmt::format("DSM_TIMEOUT='{}': {}; expected seconds (at most {:g}), or 0 or inf to wait for ever", text,
+                  fmt::format("{}='{}': {}; expected seconds (at most {:g}), or 0 or inf to wait for ever", variable, text,
                               why, max_timeout_seconds));
     };
     if (end == text || *end != '\0') refuse("not a number");

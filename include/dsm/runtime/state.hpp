@@ -20,6 +20,7 @@
 #include <dsm/runtime/mailbox.hpp>
 #include <dsm/runtime/rank_lock.hpp>
 #include <dsm/runtime/memory_limits.hpp>
+#include <dsm/runtime/peer_watch.hpp>
 #include <dsm/runtime/settings.hpp>
 #include <dsm/runtime/stats.hpp>
 #include <dsm/runtime/team_state.hpp>
@@ -30,6 +31,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstddef>
@@ -212,6 +214,7 @@ class runtime_state final : public collective_transport {
   // relayed as it is: the peers learn the first cause, not this rank.
   void leave(std::uint64_t how, const std::string& why) noexcept {
     if (leaving_.exchange(true)) return;
+    watch_.leave(how == leaving_finished ? peer_watch::said_finished : peer_watch::said_failing);
     try {
       // A peer's failure is passed on as it was told; a mismatch, which
       // every rank is told of, keeps its category too (a peer may hear of
@@ -961,12 +964,15 @@ class runtime_state final : public collective_transport {
     std::uint32_t reserved;
     std::uint64_t segment_limit;
     std::uint64_t host;  // host_identity()
+    watch_contact watch;
+    std::array<char, 64> host_name;  // for messages; NUL-terminated
   };
-  static_assert(sizeof(peer_record) == 24 && std::is_trivially_copyable_v<peer_record>);
+  static_assert(sizeof(peer_record) == 120 && std::is_trivially_copyable_v<peer_record>);
   struct peer {
     arch::isa isa;
     std::uint64_t segment_limit;
     std::uint64_t host;
+    std::string host_name;
   };
 
   // Which machine this process runs on, as far as sharing memory goes:
@@ -989,11 +995,14 @@ class runtime_state final : public collective_transport {
   }
 
   void learn_peers() {
-    const peer_record mine{static_cast<std::uint32_t>(arch::host_isa), 0, segment_limit(settings_), host_identity()};
+    peer_record mine{static_cast<std::uint32_t>(arch::host_isa), 0, segment_limit(settings_), host_identity(),
+                     watch_.contact(), {}};
+    if (::gethostname(mine.host_name.data(), mine.host_name.size() - 1) != 0) mine.host_name = {};
     std::vector<std::byte> record(sizeof mine);
     std::memcpy(record.data(), &mine, sizeof mine);
     const auto all = allgather(record);
     peers_.clear();
+    std::vector<watch_contact> contacts;
     for (std::uint32_t r = 0; r < ranks(); ++r) {
       peer_record rec;
       if (all[r].size() != sizeof rec)
@@ -1002,8 +1011,26 @@ class runtime_state final : public collective_transport {
       if (rec.isa > static_cast<std::uint32_t>(arch::isa::other) || rec.reserved != 0 || rec.segment_limit == 0)
         throw error(errc::protocol, fmt::format("rank {} names ISA {} and a segment limit of {} bytes", r, rec.isa,
                                                 rec.segment_limit));
-      peers_.push_back({static_cast<arch::isa>(rec.isa), rec.segment_limit, rec.host});
+      rec.host_name.back() = '\0';
+      peers_.push_back({static_cast<arch::isa>(rec.isa), rec.segment_limit, rec.host, rec.host_name.data()});
+      contacts.push_back(rec.watch);
     }
+    std::vector<std::uint64_t> hosts;
+    for (const auto& p : peers_) hosts.push_back(p.host);
+    watch_.start(rank(), watched_peers(rank(), hosts), contacts, transport::deadline{worker_.timeout()},
+                 [this](std::uint32_t r, std::string cause) { on_host_lost(r, std::move(cause)); });
+  }
+
+  // The peer watch's word on a rank of another machine (on its thread).
+  void on_host_lost(std::uint32_t r, std::string cause) {
+    if (leaving_.load()) return;
+    std::string there;
+    for (std::uint32_t k = 0; k < ranks(); ++k)
+      if (peers_[k].host == peers_[r].host) there += (there.empty() ? "" : ", ") + std::to_string(k);
+    worker_.fail_job(errc::peer_failure,
+                     fmt::format("rank {} on {} is lost: {}; ranks there: {}", r,
+                                 peers_[r].host_name.empty() ? "another machine" : peers_[r].host_name, cause, there),
+                     static_cast<int>(r));
   }
 
   void register_handlers() {
@@ -1129,9 +1156,10 @@ class runtime_state final : public collective_transport {
     if (r == rank() || finished_peers_[r]) return;
     gone_peers_[r] = 1;
     if (leaving_.load()) return;
-    auto text = fmt::format("rank {} is unreachable ({}): it ended without leaving the job (killed, crashed or "
+    const bool elsewhere = r < peers_.size() && peers_[r].host != peers_[rank()].host && !peers_[r].host_name.empty();
+    auto text = fmt::format("rank {}{} is unreachable ({}): it ended without leaving the job (killed, crashed or "
                             "exited early), or its machine is gone",
-                            r, ucs_status_string(status));
+                            r, elsewhere ? " on " + peers_[r].host_name : std::string(), ucs_status_string(status));
     if (membership_.rendezvous_fd >= 0)
       worker_.fail_job_soon(errc::peer_failure, std::move(text), static_cast<int>(r), std::chrono::milliseconds(1000));
     else
@@ -1162,6 +1190,7 @@ class runtime_state final : public collective_transport {
   std::vector<std::uint8_t> gone_peers_;      // by rank: left failing, or its endpoint failed (ditto)
   std::atomic<bool> leaving_{false};
   std::vector<peer> peers_;      // by rank
+  peer_watch watch_{settings_.host_timeout_seconds};  // before learn_peers publishes its contact
   std::unique_ptr<transport::endpoints> endpoints_;
   mailbox mail_;
   team_state world_;
