@@ -19,7 +19,18 @@
 
 namespace dsm {
 
+class queue_lock;
+namespace detail {
+// Tests only: the queue's tail (team rank + 1 of the last rank to queue; 0
+// when free), so a test can queue ranks in a known order without sleeps.
+struct lock_queue_probe {
+  static std::uint64_t tail(const queue_lock& l);
+};
+}  // namespace detail
+
 class queue_lock {
+  friend struct detail::lock_queue_probe;
+
   // Per member: tail (used on team rank 0 only), locked flag, successor
   // (team rank + 1; 0 = none).
   static constexpr std::size_t tail_word = 0, locked_word = 1, next_word = 2, words = 3;
@@ -140,5 +151,7 @@ class queue_lock {
 // The name programs use: `dsm::lock l; std::scoped_lock g(l);` (a class
 // cannot be named lock and have a member lock()).
 using lock = queue_lock;
+
+inline std::uint64_t detail::lock_queue_probe::tail(const queue_lock& l) { return rget(l.tail()).wait(); }
 
 }  // namespace dsm

@@ -49,14 +49,20 @@ int main(int argc, char** argv) {
     dsm::barrier();
 
     // FIFO: while rank 0 holds the lock, ranks 1 .. n-1 queue one after the
-    // other, 700 ms apart; they must get it in exactly that order.
+    // other, each once its predecessor is the queue's tail; they must get it
+    // in exactly that order. Rank 0 lets go once the last has queued.
     if (n > 1) {
       const auto fifo_log = dsm::allocate_collective<std::int32_t>(static_cast<std::size_t>(n))[0];
       const auto next_slot = dsm::allocate_collective<std::uint64_t>(1)[0];
       if (me == 0) l.lock();
       dsm::barrier();
-      constexpr auto gap = std::chrono::milliseconds(700);  // generous: a loaded 2-core machine, a rank under qemu
-      std::this_thread::sleep_for(gap * (me == 0 ? n : me));  // rank 0 lets go after all queued
+      const auto tail_is = [&](int r) {
+        for (const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+             dsm::detail::lock_queue_probe::tail(l) != static_cast<std::uint64_t>(r) + 1;)
+          if (std::chrono::steady_clock::now() > give_up)
+            throw dsm::error(dsm::errc::timeout, fmt::format("rank {} waited 60 s for rank {} to queue", me, r));
+      };
+      tail_is(me == 0 ? n - 1 : me - 1);
       if (me == 0) {
         l.unlock();
       } else {

@@ -81,8 +81,10 @@ host_failure() {  # NAME ACTION...
   # (its own keepalive): dsm's part is the ranks' end, checked below.
   if kill -0 "$job" 2>/dev/null; then
     echo "$name: mpirun still tearing down 20 s after; stopped"
-    pkill -9 -f "launcher_probe hold" 2>/dev/null
-    pkill -9 -x mpirun 2>/dev/null
+    # This job's processes only: what runs on the two hosts, and mpirun
+    # (a child of the job's subshell).
+    { ip netns pids dsm-host1; ip netns pids dsm-host2; } 2>/dev/null | xargs -r kill -9 2>/dev/null
+    pkill -9 -P "$job" 2>/dev/null
   fi
   wait "$job"
   local named

@@ -135,8 +135,11 @@ class peer_watch {
     thread_ = std::thread([this] { watch(); });
   }
 
-  // Tells every watcher how this rank leaves, then stops watching.
+  // Stops watching, then tells every watcher how this rank leaves. In
+  // that order: a watcher closes its end on the word, which a watch still
+  // running here would take for that watcher's loss.
   void leave(char how) noexcept {
+    stop_watching();
     for (const auto& w : watched_)
       if (w.fd >= 0) (void)!::send(w.fd, &how, 1, MSG_NOSIGNAL | MSG_DONTWAIT);
     stop();
@@ -153,7 +156,9 @@ class peer_watch {
   };
 
   // This machine's IPv4 addresses other than loopback, the interfaces
-  // UCX_NET_DEVICES names first (the network the job's traffic uses).
+  // UCX_NET_DEVICES names first (the network the job's traffic uses); on
+  // a machine with loopback only, 127.0.0.1: "machines" that differ by
+  // their shared memory alone (a private /dev/shm) still share it.
   static std::array<std::uint32_t, 4> addresses() {
     std::vector<std::pair<int, std::uint32_t>> found;  // (preference, address)
     const std::string_view devices = std::getenv("UCX_NET_DEVICES") ? std::getenv("UCX_NET_DEVICES") : "";
@@ -170,6 +175,7 @@ class peer_watch {
       ::freeifaddrs(list);
     }
     std::stable_sort(found.begin(), found.end(), [](auto& x, auto& y) { return x.first < y.first; });
+    if (found.empty()) found.emplace_back(0, htonl(INADDR_LOOPBACK));
     std::array<std::uint32_t, 4> out{};
     for (std::size_t k = 0; k < out.size() && k < found.size(); ++k) out[k] = found[k].second;
     return out;
@@ -283,11 +289,15 @@ class peer_watch {
     }
   }
 
-  void stop() noexcept {
+  void stop_watching() noexcept {
     if (thread_.joinable()) {
       (void)!::write(stop_pipe_[1], "x", 1);
       thread_.join();
     }
+  }
+
+  void stop() noexcept {
+    stop_watching();
     for (int& fd : stop_pipe_)
       if (fd >= 0) ::close(fd), fd = -1;
     for (auto& w : watched_)

@@ -978,10 +978,14 @@ class runtime_state final : public collective_transport {
   // Which machine this process runs on, as far as sharing memory goes:
   // its host name, boot and shared-memory file system (a simulated host
   // with a private /dev/shm is a host of its own).
-  static std::uint64_t host_identity() {
-    std::string id(256, '\0');
-    if (::gethostname(id.data(), id.size()) != 0) id.clear();
-    id.resize(std::strlen(id.c_str()));
+  static std::string this_host_name() {
+    std::string name(256, '\0');
+    if (::gethostname(name.data(), name.size() - 1) != 0) name.clear();
+    name.resize(std::strlen(name.c_str()));
+    return name;
+  }
+  static std::uint64_t host_identity(const std::string& host_name) {
+    std::string id = host_name;
     if (std::FILE* f = std::fopen("/proc/sys/kernel/random/boot_id", "r")) {
       char boot[64] = {};
       if (std::fgets(boot, sizeof boot, f) != nullptr) id += boot;
@@ -995,13 +999,14 @@ class runtime_state final : public collective_transport {
   }
 
   void learn_peers() {
-    peer_record mine{static_cast<std::uint32_t>(arch::host_isa), 0, segment_limit(settings_), host_identity(),
+    const std::string host_name = this_host_name();
+    peer_record mine{static_cast<std::uint32_t>(arch::host_isa), 0, segment_limit(settings_), host_identity(host_name),
                      watch_.contact(), {}};
-    if (::gethostname(mine.host_name.data(), mine.host_name.size() - 1) != 0) mine.host_name = {};
+    host_name.copy(mine.host_name.data(), mine.host_name.size() - 1);
     std::vector<std::byte> record(sizeof mine);
     std::memcpy(record.data(), &mine, sizeof mine);
     const auto all = allgather(record);
-    peers_.clear();
+    std::vector<peer> known;
     std::vector<watch_contact> contacts;
     for (std::uint32_t r = 0; r < ranks(); ++r) {
       peer_record rec;
@@ -1012,11 +1017,16 @@ class runtime_state final : public collective_transport {
         throw error(errc::protocol, fmt::format("rank {} names ISA {} and a segment limit of {} bytes", r, rec.isa,
                                                 rec.segment_limit));
       rec.host_name.back() = '\0';
-      peers_.push_back({static_cast<arch::isa>(rec.isa), rec.segment_limit, rec.host, rec.host_name.data()});
+      known.push_back({static_cast<arch::isa>(rec.isa), rec.segment_limit, rec.host, rec.host_name.data()});
       contacts.push_back(rec.watch);
     }
     std::vector<std::uint64_t> hosts;
-    for (const auto& p : peers_) hosts.push_back(p.host);
+    for (const auto& p : known) hosts.push_back(p.host);
+    {
+      // on_peer_error reads the list on whichever thread progresses UCX.
+      const auto g = worker_.lock();
+      peers_ = std::move(known);
+    }
     watch_.start(rank(), watched_peers(rank(), hosts), contacts, transport::deadline{worker_.timeout()},
                  [this](std::uint32_t r, std::string cause) { on_host_lost(r, std::move(cause)); });
   }
@@ -1189,7 +1199,7 @@ class runtime_state final : public collective_transport {
   std::vector<std::uint8_t> finished_peers_;  // by rank: said it finished (under the worker lock)
   std::vector<std::uint8_t> gone_peers_;      // by rank: left failing, or its endpoint failed (ditto)
   std::atomic<bool> leaving_{false};
-  std::vector<peer> peers_;      // by rank
+  std::vector<peer> peers_;      // by rank; written under the worker lock, once
   peer_watch watch_{settings_.host_timeout_seconds};  // before learn_peers publishes its contact
   std::unique_ptr<transport::endpoints> endpoints_;
   mailbox mail_;
