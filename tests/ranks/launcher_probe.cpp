@@ -101,6 +101,10 @@ int run_modes(int argc, char** argv) {
   const int me = dsm::rank();
   if (mode == "hello") {
     fmt::print("rank {} of {}\n", me, dsm::ranks());
+  } else if (mode == "hosts") {
+    // How many ranks this one finds on its machine (host name, boot and
+    // /dev/shm), once every rank has started: the rest of the job is elsewhere.
+    fmt::print("rank {} of {}: {} rank(s) on this host\n", me, dsm::ranks(), dsm::local_team().size());
   } else if (mode == "abort" || mode == "exit" || mode == "std-exit" || mode == "kill") {
     if (me == a) {
       // The test times the job's end from this line, not from its start.

@@ -2,6 +2,8 @@
 // counter, FIFO fairness under full contention, try_lock, scoped_lock.
 #include "check.hpp"
 
+#include <dsm/transport/clock.hpp>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
@@ -57,9 +59,9 @@ int main(int argc, char** argv) {
       if (me == 0) l.lock();
       dsm::barrier();
       const auto tail_is = [&](int r) {
-        for (const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+        for (const dsm::transport::deadline give_up{std::chrono::seconds(60)};
              dsm::detail::lock_queue_probe::tail(l) != static_cast<std::uint64_t>(r) + 1;)
-          if (std::chrono::steady_clock::now() > give_up)
+          if (give_up.passed())
             throw dsm::error(dsm::errc::timeout, fmt::format("rank {} waited 60 s for rank {} to queue", me, r));
       };
       tail_is(me == 0 ? n - 1 : me - 1);

@@ -55,7 +55,7 @@ done
 # link is cut, or its processes are killed. The job must end within 5 s,
 # the ranks of host 1 naming the lost ranks (dsm's peer watch, or UCX for a
 # closed connection). Open MPI's own daemon link is watched with keepalives
-# of the same order (README: "A machine that fails").
+# of the same order (docs/launching.md: "A machine that fails mid-job").
 stamp() { while IFS= read -r line; do echo "$(date +%s.%N) $line"; done; }
 host_failure() {  # NAME ACTION...
   local name=$1 log="$build/cluster-$1.log" t0 t1 k
@@ -102,6 +102,20 @@ host_failure "link cut" "$cluster" unplug 2
 host_failure "processes killed" sh -c 'ip netns pids dsm-host2 | xargs -r kill -9'
 grep -q 'is lost: its machine did not answer for 3 s' "$build/cluster-link cut.log" ||
   fail "link cut: the peer watch did not report it: $(cat "$build/cluster-link cut.log")"
+
+# Two "machines" on one network that has loopback only, differing by
+# their /dev/shm alone: the peer watch publishes 127.0.0.1 and each rank
+# reaches the other's (with no address it would fail at start-up).
+own_shm='mount -t tmpfs -o size=64m tmpfs /dev/shm && exec "$@"'
+out=$(timeout 150 unshare --net sh -c 'ip link set lo up && exec "$@"' sh env UCX_NET_DEVICES=lo DSM_TIMEOUT=60 \
+  "$build/tools/dsmrun" --transport tcp --timeout 120 \
+  -n 1 unshare --mount sh -c "$own_shm" sh "$build/tests/ranks/launcher_probe" hosts \
+  : -n 1 unshare --mount sh -c "$own_shm" sh "$build/tests/ranks/launcher_probe" hosts 2>&1)
+rc=$?
+[ "$rc" -eq 0 ] || fail "loopback-only machines: exit $rc: $out"
+[ "$(grep -c '^rank [01] of 2: 1 rank(s) on this host$' <<<"$out")" = 2 ] ||
+  fail "loopback-only machines: the ranks did not see two machines: $out"
+echo "two loopback-only machines watched each other over 127.0.0.1"
 
 "$cluster" down || fail "cluster down"
 trap - EXIT

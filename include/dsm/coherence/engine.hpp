@@ -3,7 +3,7 @@
 // (single_writer) and the releases and acquires of both. Bytes only: the
 // policies add types, element addressing and their write paths.
 //
-// The protocol (see README, "Coherence"): reads never ask the home, writes
+// The protocol (see docs/protocol.md): reads never ask the home, writes
 // send home what they changed at the release, acquires drop what may be
 // stale.
 //

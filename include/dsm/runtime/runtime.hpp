@@ -43,7 +43,7 @@ constinit inline thread_local bool on_runtime_thread = false;
 [[noreturn, gnu::cold, gnu::noinline]] inline void throw_other_thread() {
   throw error(errc::contract_violation,
               "dsm called from a thread other than the one that constructed dsm::runtime: one thread per rank "
-              "calls dsm unless the runtime is built with dsm::threads::multiple (README: Threads)");
+              "calls dsm unless the runtime is built with dsm::threads::multiple (docs/guide/runtime.md: Threads)");
 }
 // On every transfer's path: three loads and three tests, the throws out of
 // line. The entry, a temporary, holds the rank lock (threads::multiple)
@@ -76,7 +76,7 @@ inline void line_buffer_piped_stdout() noexcept {
 }  // namespace detail
 
 // Who may call dsm: the thread that built the runtime (single), or any
-// thread of the rank (multiple; see README: Threads).
+// thread of the rank (multiple; see docs/guide/runtime.md: Threads).
 enum class threads { single, multiple };
 
 // RAII: joins the job (dsmrun rendezvous, PMIx, or alone) on construction;
