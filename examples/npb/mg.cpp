@@ -11,7 +11,9 @@
 // drops stale copies and a read fetches the plane's units once; with
 // producer_consumer the owners push each changed plane to the neighbours
 // that read it after the last change, which read it in place. One
-// barrier follows every operator whose output a neighbour reads next. The
+// barrier follows every operator whose output a neighbour reads next
+// (resid and the operator after it run plane by plane together, the edge
+// planes after the barrier: mg_kernel.hpp). The
 // 20 extreme values of the random field are exchanged through a read_only
 // array, and the norm is a reduction.
 //

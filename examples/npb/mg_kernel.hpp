@@ -247,18 +247,16 @@ class solver {
   // the timed iterations; returns the final L2 norm and seconds.
   std::pair<double, double> run(const std::function<void(int)>& on_iteration = {}) {
     setup_problem();
-    resid(u(top_), *v_, r(top_));
-    mg3p();
+    resid_and_cycle();
     resid(u(top_), *v_, r(top_));
     setup_problem();
     g_.max(0.0);  // a common start line
     const auto t0 = std::chrono::steady_clock::now();
-    resid(u(top_), *v_, r(top_));
-    for (int it = 1; it <= class_.iterations; ++it) {
+    for (int it = 1; it <= class_.iterations; ++it) {  // NPB: resid, then (mg3P, resid) per iteration
       if (on_iteration) on_iteration(it);
-      mg3p();
-      resid(u(top_), *v_, r(top_));
+      resid_and_cycle();
     }
+    resid(u(top_), *v_, r(top_));
     const double norm = l2_norm(r(top_), class_.n);
     return {norm, g_.max(npb::seconds_since(t0))};
   }
@@ -285,10 +283,11 @@ class solver {
     for (int f = first; f < last; ++f) std::fill_n(g_.plane(x, f), at_level(x).plane_size(), 0.0);
   }
 
-  // The V-cycle (mg3P), one sync after every operator whose output a
-  // neighbour reads next.
-  void mg3p() {
-    for (int k = top_; k >= 2; --k) {
+  // NPB's resid on the finest level, then its V-cycle (mg3P): one sync
+  // after every operator whose output a neighbour reads next.
+  void resid_and_cycle() {
+    resid_and_restrict(u(top_), *v_, r(top_), r(top_ - 1));
+    for (int k = top_ - 1; k >= 2; --k) {
       restrict_residual(r(k), r(k - 1));
       g_.sync();
     }
@@ -298,13 +297,70 @@ class solver {
       zero(u(k));
       interpolate(u(k - 1), u(k));
       g_.sync();
-      resid(u(k), r(k), r(k));
-      smooth(r(k), u(k));
+      resid_and_smooth(u(k), r(k), r(k));
     }
     interpolate(u(top_ - 1), u(top_));
     g_.sync();
-    resid(u(top_), *v_, r(top_));
-    smooth(r(top_), u(top_));
+    resid_and_smooth(u(top_), *v_, r(top_));
+  }
+
+  // resid (r = v - A u), then the restriction of r to the coarser level
+  // (rprj3), pipelined as resid_and_smooth is: a coarse plane is projected
+  // once resid has written the three fine planes it reads, while they are
+  // in cache, if they are this rank's; the others wait for the sync.
+  void resid_and_restrict(grid& ux, grid& vx, grid& rx, grid& coarse) {
+    const auto [first, last] = g_.own_planes(rx);
+    const auto [coarse_first, coarse_last] = g_.own_planes(coarse);
+    const int m = at_level(rx).row(), mc = at_level(coarse).row();
+    int done_first = 0, done_last = 0;  // the coarse planes projected before the sync
+    if (first < last) {
+      const auto w = g_.read(ux, first, last + 1);
+      for (int f = first; f < last; ++f) {
+        plane::resid(w(f), w(f + 1), w(f + 2), g_.plane(vx, f), g_.plane(rx, f), m, k_.a, scratch_);
+        const int j = (f - 2) / 2;  // coarse plane j reads fine planes 2j .. 2j + 2
+        if (f % 2 == 0 && f >= 2 && j >= coarse_first && j < coarse_last && 2 * j >= first) {
+          plane::restrict_to(g_.plane(rx, 2 * j), g_.plane(rx, 2 * j + 1), g_.plane(rx, 2 * j + 2), g_.plane(coarse, j), mc,
+                             scratch_);
+          if (done_first == done_last) done_first = j;
+          done_last = j + 1;
+        }
+      }
+    }
+    g_.sync();
+    if (coarse_first < coarse_last && (done_first != coarse_first || done_last != coarse_last)) {
+      const auto w = g_.read(rx, 2 * coarse_first + 1, 2 * coarse_last + 1);
+      for (int j = coarse_first; j < coarse_last; ++j)
+        if (j < done_first || j >= done_last)
+          plane::restrict_to(w(2 * j + 1), w(2 * j + 2), w(2 * j + 3), g_.plane(coarse, j), mc, scratch_);
+    }
+    g_.sync();
+  }
+
+  // resid (r = v - A u), then smooth (u = u + C r), pipelined plane by
+  // plane: psinv of plane f - 1 follows resid of plane f, so it reads the
+  // planes of r just written, from the cache, where two sweeps read them
+  // back from memory; every point's arithmetic is NPB's. psinv of a
+  // rank's first and last plane reads a neighbour's plane of r, and
+  // changes a plane of u the neighbour's resid reads: those two wait for
+  // the sync. Two syncs, as resid and smooth apart.
+  void resid_and_smooth(grid& ux, grid& vx, grid& rx) {
+    const auto [first, last] = g_.own_planes(rx);
+    const int m = at_level(rx).row();
+    if (first < last) {
+      const auto w = g_.read(ux, first, last + 1);
+      for (int f = first; f < last; ++f) {
+        plane::resid(w(f), w(f + 1), w(f + 2), g_.plane(vx, f), g_.plane(rx, f), m, k_.a, scratch_);
+        if (f - 1 > first)
+          plane::psinv(g_.plane(rx, f - 2), g_.plane(rx, f - 1), g_.plane(rx, f), g_.plane(ux, f - 1), m, k_.c, scratch_);
+      }
+    }
+    g_.sync();
+    if (first < last) {
+      const auto w = g_.read(rx, first, last + 1);
+      plane::psinv(w(first), w(first + 1), w(first + 2), g_.plane(ux, first), m, k_.c, scratch_);
+      if (last - 1 > first) plane::psinv(w(last - 1), w(last), w(last + 1), g_.plane(ux, last - 1), m, k_.c, scratch_);
+    }
+    g_.sync();
   }
 
   // r = v - A u, then a sync (v and r may be one grid).
