@@ -9,8 +9,12 @@
 #include <dsm/runtime/runtime.hpp>
 #include <dsm/transport/rma.hpp>
 
+#include <bit>
+#include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 
 namespace dsm {
@@ -152,14 +156,23 @@ future<std::remove_const_t<T>> rget(global_ptr<T> src) {
       });
 }
 
+// The floating-point types the remote atomics add to.
+template <class T>
+concept atomic_floating_point = std::same_as<T, float> || std::same_as<T, double>;
+
 namespace detail {
-template <transport::atomic_word T>
-future<T> remote_atomic(global_ptr<T> p, transport::atomic_op op, T operand, T desired, const char* name) {
+template <class T>
+void check_atomic_target(global_ptr<T> p, const char* name) {
   check_not_null(p, name);
 #if DSM_CHECKS
   if (p.byte_offset() % sizeof(T) != 0)
     throw error(errc::invalid_argument, fmt::format("{} on {}: not {}-byte aligned", name, p.describe(), sizeof(T)));
 #endif
+}
+
+template <transport::atomic_word T>
+future<T> remote_atomic(global_ptr<T> p, transport::atomic_op op, T operand, T desired, const char* name) {
+  check_atomic_target(p, name);
   const rank_entry entry;
   auto& r = rt();
   ++r.stats().atomics;
@@ -168,6 +181,37 @@ future<T> remote_atomic(global_ptr<T> p, transport::atomic_op op, T operand, T d
                          return transport::atomic<T>(r.worker(), r.endpoints(), op, at, operand, desired);
                        });
 }
+
+// A future that is done already, holding `value`.
+template <class T>
+future<T> ready_future(const T& value, const char* name, int peer) {
+  op_buffer* b = op_buffer_pool::take();
+  std::memcpy(b->bytes, &value, sizeof(T));
+  return future<T>(rt().worker(), nullptr, b, {name, peer});
+}
+
+// A read-modify-write UCX has no operation for, as compare-and-swap on the
+// word's bits: `update(old)` gives the new value, or nullopt when the word
+// needs no change (a min or max already there: the read is then the
+// operation). A swap fails only when another rank's update landed between
+// the read and the swap, so some rank always progresses, and the loop
+// retries from the value the failed swap returned. The call returns once
+// its update is in place; the future is done already.
+template <class T, class Update>
+future<T> atomic_update(global_ptr<T> p, Update update, const char* name) {
+  check_atomic_target(p, name);
+  using bits = std::conditional_t<sizeof(T) == 4, std::uint32_t, std::uint64_t>;
+  const global_ptr<bits> word = reinterpret_pointer_cast<bits>(p);
+  bits seen = remote_atomic<bits>(word, transport::atomic_op::load, 0, 0, name).wait();
+  for (;;) {
+    const std::optional<T> next = update(std::bit_cast<T>(seen));
+    if (!next) break;
+    const bits old = remote_atomic<bits>(word, transport::atomic_op::compare_exchange, seen, std::bit_cast<bits>(*next), name).wait();
+    if (old == seen) break;
+    seen = old;
+  }
+  return ready_future(std::bit_cast<T>(seen), name, static_cast<int>(p.home_rank()));
+}
 }  // namespace detail
 
 // Remote atomics on 32- and 64-bit integers; each future yields the value
@@ -175,6 +219,37 @@ future<T> remote_atomic(global_ptr<T> p, transport::atomic_op op, T operand, T d
 template <transport::atomic_word T>
 future<T> atomic_fetch_add(global_ptr<T> p, std::type_identity_t<T> v) {
   return detail::remote_atomic<T>(p, transport::atomic_op::fetch_add, v, 0, "atomic_fetch_add");
+}
+// Bitwise and, or, xor by compare-and-swap: UCX 1.13's own fetching
+// and/or/xor over its shared-memory transports compute an and for every
+// one of them (and posix's overwrites the caller's stack), where its
+// add, swap and compare-and-swap are right; over TCP all are right.
+template <transport::atomic_word T>
+future<T> atomic_fetch_and(global_ptr<T> p, std::type_identity_t<T> v) {
+  return detail::atomic_update(p, [v](T old) { return std::optional<T>(old & v); }, "atomic_fetch_and");
+}
+template <transport::atomic_word T>
+future<T> atomic_fetch_or(global_ptr<T> p, std::type_identity_t<T> v) {
+  return detail::atomic_update(p, [v](T old) { return std::optional<T>(old | v); }, "atomic_fetch_or");
+}
+template <transport::atomic_word T>
+future<T> atomic_fetch_xor(global_ptr<T> p, std::type_identity_t<T> v) {
+  return detail::atomic_update(p, [v](T old) { return std::optional<T>(old ^ v); }, "atomic_fetch_xor");
+}
+// *p = min(*p, v), compared as T (signed or unsigned), by compare-and-swap.
+template <transport::atomic_word T>
+future<T> atomic_fetch_min(global_ptr<T> p, std::type_identity_t<T> v) {
+  return detail::atomic_update(p, [v](T old) { return v < old ? std::optional<T>(v) : std::nullopt; }, "atomic_fetch_min");
+}
+template <transport::atomic_word T>
+future<T> atomic_fetch_max(global_ptr<T> p, std::type_identity_t<T> v) {
+  return detail::atomic_update(p, [v](T old) { return old < v ? std::optional<T>(v) : std::nullopt; }, "atomic_fetch_max");
+}
+// *p += v on a float or double, by compare-and-swap: exact totals under
+// contention, each addition rounded once, in the order the swaps landed.
+template <atomic_floating_point T>
+future<T> atomic_fetch_add(global_ptr<T> p, std::type_identity_t<T> v) {
+  return detail::atomic_update(p, [v](T old) { return std::optional<T>(old + v); }, "atomic_fetch_add");
 }
 template <transport::atomic_word T>
 future<T> atomic_exchange(global_ptr<T> p, std::type_identity_t<T> v) {
