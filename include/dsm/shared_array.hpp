@@ -325,6 +325,14 @@ class shared_array {
   }
 
   typename Policy::template state<T>& policy_state() noexcept { return *state_; }
+
+  // This rank's coherence counters for the array, now (all zero under
+  // direct, which caches nothing: its transfers count in dsm::stats()).
+  array_counters stats() const {
+    auto& s = const_cast<typename Policy::template state<T>&>(*state_);  // only read
+    if constexpr (requires { s.stats(); }) return s.stats().snapshot();
+    else return {};
+  }
   const coherence::array_layout<T>& layout() const noexcept { return layout_; }
 
   // "shared_array<double, direct> 'x'" for messages, and "over team ..."

@@ -19,7 +19,14 @@
 
 namespace dsm::coherence {
 
-struct array_stats {
+}  // namespace dsm::coherence
+
+namespace dsm {
+
+// One array's coherence counters on this rank (a shared_array's stats();
+// DSM_STATS=1 prints them when the array is destroyed). Hits are counted
+// only in a build with -DDSM_COUNT_HITS=1 and DSM_STATS=1 set.
+struct array_counters {
   std::uint64_t hits = 0, misses = 0;
   std::uint64_t copies_dropped = 0;  // read copies dropped at acquires and barriers (self-invalidation), and on advice
   std::uint64_t prefetched = 0;      // units fetched ahead: prefetch(), advice::willneed, readahead
@@ -30,19 +37,39 @@ struct array_stats {
   std::uint64_t combines = 0;                               // reduction: units a home combined a contribution into
   std::uint64_t subscriptions = 0;                          // producer_consumer: units this rank started reading
   std::uint64_t updates = 0, update_bytes = 0;              // producer_consumer: units (and changed bytes) a home pushed
+  std::uint64_t ownership_transfers = 0, races = 0;
+  std::uint64_t bytes_cleaned = 0, bytes_invalidated = 0;   // cache maintenance (arm64, or forced on)
+};
+
+}  // namespace dsm
+
+namespace dsm::coherence {
+
+// The counters as the protocol keeps them: those a handler on the progress
+// thread may bump are atomic, and stand in for the base's plain ones of the
+// same names (snapshot() copies them over).
+struct array_stats : array_counters {
   std::atomic<std::uint64_t> ownership_transfers{0};
   std::atomic<std::uint64_t> races{0};
   std::atomic<std::uint64_t> bytes_cleaned{0}, bytes_invalidated{0};
 
+  array_counters snapshot() const {
+    array_counters c = *this;
+    c.ownership_transfers = ownership_transfers.load(), c.races = races.load();
+    c.bytes_cleaned = bytes_cleaned.load(), c.bytes_invalidated = bytes_invalidated.load();
+    return c;
+  }
+
   void print(std::FILE* out, int rank, std::string_view array) const {
+    const array_counters c = snapshot();
     fmt::print(out,
                "dsm stats rank {}: {}: hits {}, misses {}, prefetched {}, copies dropped {}, twins {}, "
                "diffs {} ({} B), ownership transfers {}, races {}, bytes cleaned {}, bytes invalidated {}, write-backs {} ({} B), "
                "contributions {} ({} B), combines {}, subscriptions {}, updates {} ({} B)\n",
-               rank, array, DSM_COUNT_HITS != 0 ? fmt::to_string(hits) : std::string("-"), misses, prefetched, copies_dropped, twins, diffs,
-               diff_bytes, ownership_transfers.load(), races.load(), bytes_cleaned.load(), bytes_invalidated.load(),
-               write_backs, write_back_bytes, contributions, contribution_bytes, combines, subscriptions, updates,
-               update_bytes);
+               rank, array, DSM_COUNT_HITS != 0 ? fmt::to_string(c.hits) : std::string("-"), c.misses, c.prefetched,
+               c.copies_dropped, c.twins, c.diffs, c.diff_bytes, c.ownership_transfers, c.races, c.bytes_cleaned,
+               c.bytes_invalidated, c.write_backs, c.write_back_bytes, c.contributions, c.contribution_bytes, c.combines,
+               c.subscriptions, c.updates, c.update_bytes);
   }
 };
 

@@ -124,6 +124,8 @@ class runtime {
 
 inline int rank() { return static_cast<int>(detail::rt().rank()); }
 inline int ranks() { return static_cast<int>(detail::rt().ranks()); }
+// This rank's counters (what DSM_STATS=1 prints at exit), now.
+inline rank_stats stats() { return detail::rt().stats_snapshot(); }
 inline void barrier() { detail::rt().barrier(); }
 // Whether the job's ranks run more than one ISA (x86-64 and arm64
 // processes, say); shared arrays then check each element type's layout.

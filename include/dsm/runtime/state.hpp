@@ -187,7 +187,7 @@ class runtime_state final : public collective_transport {
               ? worker_.failure()
               : std::string("its program left dsm::runtime's scope by an exception"));
     if (settings_.stats)
-      stats_.print(stderr, static_cast<int>(rank()), messages_.sent(), messages_.received(), messages_.rejected());
+      print_stats(stderr, static_cast<int>(rank()), stats_snapshot());
     worker_.stop_progress_thread();
     graveyard_.clear();
     remote_.clear();
@@ -252,6 +252,12 @@ class runtime_state final : public collective_transport {
   transport::endpoints& endpoints() noexcept { return *endpoints_; }
   transport::active_messages& messages() noexcept { return messages_; }
   runtime_stats& stats() noexcept { return stats_; }
+  rank_stats stats_snapshot() const {
+    rank_stats s = stats_;
+    s.messages_sent = messages_.sent(), s.messages_received = messages_.received(),
+    s.messages_rejected = messages_.rejected();
+    return s;
+  }
   const settings& config() const noexcept { return settings_; }
   // Sequence number the next collective on this rank will carry.
   std::uint64_t next_collective() const noexcept { return world_.next_sequence.load(); }

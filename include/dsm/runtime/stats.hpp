@@ -1,32 +1,40 @@
-// Per-rank counters, printed at exit with DSM_STATS=1.
+// Per-rank counters: dsm::stats() returns them, DSM_STATS=1 prints them at
+// exit.
 #pragma once
 
-#include <atomic>
 #include <cstdint>
 #include <cstdio>
 
 #include <fmt/format.h>
 
-namespace dsm::detail {
+namespace dsm {
 
-struct runtime_stats {
-  std::uint64_t puts = 0, gets = 0, atomics = 0;
+// This rank's operations since its runtime started.
+struct rank_stats {
+  std::uint64_t puts = 0, gets = 0, atomics = 0;  // one-sided operations posted
   std::uint64_t bytes_put = 0, bytes_got = 0;
   std::uint64_t barriers = 0;
-  double barrier_seconds = 0;
+  double barrier_seconds = 0;  // time spent in barriers
   std::uint64_t collectives = 0;
   std::uint64_t allocations = 0, deallocations = 0, rkey_fetches = 0;
-  std::uint64_t locks = 0;
-
-  void print(std::FILE* out, int rank, std::uint64_t am_sent, std::uint64_t am_received,
-             std::uint64_t am_rejected) const {
-    fmt::print(out,
-               "dsm stats rank {}: puts {} ({} B), gets {} ({} B), atomics {}, active messages sent {} received {} "
-               "rejected {}, barriers {} ({:.6f} s), collectives {}, allocations {}, deallocations {}, rkey fetches "
-               "{}, lock acquisitions {}\n",
-               rank, puts, bytes_put, gets, bytes_got, atomics, am_sent, am_received, am_rejected, barriers,
-               barrier_seconds, collectives, allocations, deallocations, rkey_fetches, locks);
-  }
+  std::uint64_t locks = 0;  // dsm::lock acquisitions
+  std::uint64_t messages_sent = 0, messages_received = 0, messages_rejected = 0;  // active messages
 };
 
-}  // namespace dsm::detail
+namespace detail {
+
+// What the runtime counts itself; the transport counts the messages.
+struct runtime_stats : rank_stats {};
+
+inline void print_stats(std::FILE* out, int rank, const rank_stats& s) {
+  fmt::print(out,
+             "dsm stats rank {}: puts {} ({} B), gets {} ({} B), atomics {}, active messages sent {} received {} "
+             "rejected {}, barriers {} ({:.6f} s), collectives {}, allocations {}, deallocations {}, rkey fetches "
+             "{}, lock acquisitions {}\n",
+             rank, s.puts, s.bytes_put, s.gets, s.bytes_got, s.atomics, s.messages_sent, s.messages_received,
+             s.messages_rejected, s.barriers, s.barrier_seconds, s.collectives, s.allocations, s.deallocations,
+             s.rkey_fetches, s.locks);
+}
+
+}  // namespace detail
+}  // namespace dsm
