@@ -22,4 +22,5 @@
 #include <dsm/coherence/single_writer.hpp>
 #include <dsm/coherence/write_shared.hpp>
 #include <dsm/shared_array.hpp>
+#include <dsm/shared_var.hpp>
 #include <dsm/views.hpp>

@@ -14,7 +14,7 @@ LAYERS = [  # (name, headers as paths under dsm/: a folder ends with '/')
     ('runtime', ['runtime/', 'team.hpp', 'collectives.hpp', 'operators.hpp']),
     ('address', ['global_ptr.hpp', 'allocate.hpp', 'rma.hpp', 'lock.hpp', 'signal.hpp', 'distribution.hpp']),
     ('coherence', ['coherence/']),
-    ('containers', ['shared_array.hpp', 'global_ref.hpp', 'views.hpp']),
+    ('containers', ['shared_array.hpp', 'shared_var.hpp', 'global_ref.hpp', 'views.hpp']),
     ('umbrella', ['dsm.hpp']),
 ]
 EVERY_LAYER = ['error.hpp', 'config.hpp', 'detail/']
