@@ -129,6 +129,7 @@ class shared_array {
   // runtime ends. So too in a failed job (a peer died, a wait timed out),
   // where every collective would fail at once.
   ~shared_array() {
+    if (detail::current_runtime_number() != runtime_number_) [[unlikely]] detail::outlived_its_runtime(layout_.description);
     const detail::rank_entry entry;
     if (std::uncaught_exceptions() > uncaught_at_construction_ || detail::rt().job_failed()) {
       detail::rt().leave_sync(&sync_);
@@ -384,6 +385,7 @@ class shared_array {
   std::optional<typename Policy::template state<T>> state_;
   sync_hooks sync_{this};
   int uncaught_at_construction_ = std::uncaught_exceptions();
+  std::uint64_t runtime_number_ = detail::current_runtime_number();  // the runtime it lives in
 };
 
 }  // namespace dsm

@@ -16,10 +16,12 @@
 #include <cstdlib>
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <functional>
 #include <memory>
 #include <span>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -29,6 +31,25 @@ namespace detail {
 inline runtime_state*& current_runtime() noexcept {
   static runtime_state* rt = nullptr;
   return rt;
+}
+// A number per dsm::runtime of the process (0: none now), recorded by
+// objects that must not outlive theirs.
+inline std::uint64_t& runtimes_made() noexcept {
+  static std::uint64_t made = 0;
+  return made;
+}
+inline std::uint64_t current_runtime_number() noexcept { return current_runtime() ? runtimes_made() : 0; }
+// An object destroyed after its runtime ended: its memory, keys and
+// messages went with the runtime, so nothing it could do is safe; a
+// destructor cannot throw, so it says what happened and ends the process
+// (std::thread destroyed unjoined does the same) rather than touch freed state.
+[[noreturn, gnu::cold, gnu::noinline]] inline void outlived_its_runtime(const std::string& object) noexcept {
+  std::fprintf(stderr,
+               "dsm: %s was destroyed after the dsm::runtime it was made under ended: destroy arrays before the "
+               "runtime (their memory went with it); ending the process\n",
+               object.c_str());
+  std::fflush(stderr);
+  std::abort();
 }
 [[noreturn, gnu::cold, gnu::noinline]] inline void throw_no_runtime() {
   throw error(errc::invalid_argument, "no dsm::runtime: construct one at the start of main");
@@ -99,6 +120,7 @@ class runtime {
       detail::multithreaded = false;
       throw;
     }
+    ++detail::runtimes_made();
     detail::current_runtime() = state_.get();
     detail::on_runtime_thread = true;
     static const bool registered = std::atexit(&detail::leave_at_exit) == 0;
