@@ -31,6 +31,14 @@ void check_not_null(global_ptr<T> p, const char* operation) {
 }  // namespace detail
 
 namespace detail {
+// A future that is done already, holding the T at `value`.
+template <class T>
+future<T> ready_future(const void* value, const char* name, int peer) {
+  op_buffer* b = op_buffer_pool::take();
+  std::memcpy(b->bytes, value, sizeof(T));
+  return future<T>(rt().worker(), nullptr, b, {name, peer});
+}
+
 enum class direction { put, get };
 
 // What every rput and rget does: refuse null, count, then either copy
@@ -146,11 +154,7 @@ future<std::remove_const_t<T>> rget(global_ptr<T> src) {
   using value_type = std::remove_const_t<T>;
   return detail::one_sided(
       detail::direction::get, src, sizeof(T), "rget",
-      [&](const std::byte* at) {
-        detail::op_buffer* b = detail::op_buffer_pool::take();
-        std::memcpy(b->bytes, at, sizeof(T));
-        return future<value_type>(detail::rt().worker(), nullptr, b, {"rget", static_cast<int>(src.home_rank())});
-      },
+      [&](const std::byte* at) { return detail::ready_future<value_type>(at, "rget", static_cast<int>(src.home_rank())); },
       [&](detail::runtime_state& r, const transport::remote_address& from) {
         return transport::get_value<value_type>(r.worker(), r.endpoints(), from);
       });
@@ -182,14 +186,6 @@ future<T> remote_atomic(global_ptr<T> p, transport::atomic_op op, T operand, T d
                        });
 }
 
-// A future that is done already, holding `value`.
-template <class T>
-future<T> ready_future(const T& value, const char* name, int peer) {
-  op_buffer* b = op_buffer_pool::take();
-  std::memcpy(b->bytes, &value, sizeof(T));
-  return future<T>(rt().worker(), nullptr, b, {name, peer});
-}
-
 // A read-modify-write UCX has no operation for, as compare-and-swap on the
 // word's bits: `update(old)` gives the new value, or nullopt when the word
 // needs no change (a min or max already there: the read is then the
@@ -210,7 +206,8 @@ future<T> atomic_update(global_ptr<T> p, Update update, const char* name) {
     if (old == seen) break;
     seen = old;
   }
-  return ready_future(std::bit_cast<T>(seen), name, static_cast<int>(p.home_rank()));
+  const T before = std::bit_cast<T>(seen);
+  return ready_future<T>(&before, name, static_cast<int>(p.home_rank()));
 }
 }  // namespace detail
 

@@ -12,6 +12,7 @@ Usage: doc_programs.py SOURCE_ROOT BUILD_ROOT DSMRUN [--pkg NAME...] -- CXX...
 """
 import argparse
 import concurrent.futures
+import functools
 import os
 import pathlib
 import re
@@ -57,6 +58,7 @@ def slug(heading):
     return text.replace(' ', '-')
 
 
+@functools.lru_cache(maxsize=None)  # a page's headings, once however many links name it
 def anchors(page):
     _, prose = blocks(page.read_text())
     seen, result = {}, set()

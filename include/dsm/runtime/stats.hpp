@@ -23,8 +23,9 @@ struct rank_stats {
 
 namespace detail {
 
-// What the runtime counts itself; the transport counts the messages.
-struct runtime_stats : rank_stats {};
+// What the runtime counts itself; the messages' fields are filled from the
+// transport's counts when a snapshot is taken (runtime_state::stats_snapshot).
+using runtime_stats = rank_stats;
 
 inline void print_stats(std::FILE* out, int rank, const rank_stats& s) {
   fmt::print(out,
