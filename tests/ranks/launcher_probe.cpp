@@ -99,7 +99,7 @@ int run_modes(int argc, char** argv) {
   const int a = argc > 2 ? std::atoi(argv[2]) : 0, b = argc > 3 ? std::atoi(argv[3]) : 0;
   const std::string_view third = argc > 3 ? argv[3] : "";
   const int me = dsm::rank();
-  if (mode == "hello") {
+  if (mode == "hello" || mode == "late") {
     fmt::print("rank {} of {}\n", me, dsm::ranks());
   } else if (mode == "hosts") {
     // How many ranks this one finds on its machine (host name, boot and
@@ -163,6 +163,12 @@ int run_modes(int argc, char** argv) {
 // and it is told before the runtime goes (under mpirun, a failed job's
 // ranks are killed soon after the first one ends).
 int main(int argc, char** argv) {
+  // late <rank> <seconds>: that rank starts its runtime late (start-up is
+  // bounded by DSM_START_TIMEOUT, not a shorter DSM_TIMEOUT).
+  if (argc > 3 && std::string_view(argv[1]) == "late") {
+    const char* me = std::getenv("DSM_RANK");
+    if (me && std::atoi(me) == std::atoi(argv[2])) std::this_thread::sleep_for(std::chrono::seconds(std::atoi(argv[3])));
+  }
   try {
     dsm::runtime rt{argc, argv};
     try {

@@ -122,7 +122,7 @@ class channel {
   void wait_for(short events, std::string_view what) {
     for (;;) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline_ - std::chrono::steady_clock::now());
-      if (left.count() <= 0) throw error(errc::timeout, fmt::format("rendezvous: timed out during {}", what));
+      if (left.count() <= 0) throw error(errc::timeout, fmt::format("rendezvous: timed out while {}", what));
       pollfd p{fd_, events, 0};
       const int r = ::poll(&p, 1, static_cast<int>(std::min<long long>(left.count(), 1000)));
       if (r > 0) return;

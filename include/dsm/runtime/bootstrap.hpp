@@ -84,6 +84,17 @@ inline membership join_through_dsmrun(const char* socket_path, std::span<const s
     rv::append_blob(hello, address);
     ch.write_all(hello, "sending hello");
     m.addresses = rv::read_table(ch, m.ranks);
+  } catch (const error& e) {
+    ::close(fd);
+    // The rank is known from DSM_RANK before the runtime is: name it, and
+    // say which setting bounds start-up.
+    if (e.category() == errc::timeout)
+      throw error(errc::timeout,
+                  fmt::format("waited {:g} s at start-up for every rank to join through dsmrun ({}; "
+                              "DSM_START_TIMEOUT raises the bound)",
+                              timeout.count(), e.message()),
+                  static_cast<int>(m.rank));
+    throw error(e.category(), e.message(), static_cast<int>(m.rank));
   } catch (...) {
     ::close(fd);
     throw;

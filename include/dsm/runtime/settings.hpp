@@ -2,6 +2,10 @@
 //
 //   DSM_TIMEOUT   seconds any single wait may take (default 120; 0 or
 //                 inf: no limit; at most max_timeout_seconds otherwise)
+//   DSM_START_TIMEOUT  seconds start-up (joining the job, the first
+//                 exchange and barrier) may take at least (default 60): ranks
+//                 of a loaded machine start seconds apart, and a short
+//                 DSM_TIMEOUT meant for the run must not end the job there
 //   DSM_PROGRESS  thread | poll (default: poll when UCX_TLS names only
 //                 shared-memory transports, thread otherwise)
 //   DSM_STATS     1: print per-rank counters at exit (and per array)
@@ -19,6 +23,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -30,6 +35,7 @@ namespace dsm::detail {
 
 struct settings {
   double timeout_seconds = 120.0;
+  double start_timeout_seconds = 60.0;
   transport::progress_mode progress = transport::progress_mode::thread;
   bool stats = false;
   bool check_races = false;
@@ -39,6 +45,8 @@ struct settings {
   static settings from_environment() {
     settings s;
     if (const char* t = std::getenv("DSM_TIMEOUT")) s.timeout_seconds = parse_timeout(t);
+    if (const char* t = std::getenv("DSM_START_TIMEOUT"))
+      s.start_timeout_seconds = parse_timeout(t, "DSM_START_TIMEOUT");
     if (const char* t = std::getenv("DSM_HOST_TIMEOUT")) s.host_timeout_seconds = parse_timeout(t, "DSM_HOST_TIMEOUT");
     if (const char* p = std::getenv("DSM_PROGRESS")) {
       const std::string_view v = p;
@@ -60,6 +68,9 @@ struct settings {
     }
     return s;
   }
+
+  // Start-up waits take the longer of the two limits.
+  double start_limit_seconds() const noexcept { return std::max(timeout_seconds, start_timeout_seconds); }
 
   // A wait's limit in seconds: 0 and inf mean no limit (infinity); a
   // finite limit is positive and at most max_timeout_seconds, so that a
