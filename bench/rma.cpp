@@ -11,6 +11,7 @@
 // better), bandwidth in GB/s (ratio = dsm / raw: higher is better).
 //
 //   dsmrun --transport shm -n 2 build/bench/rma [--max-bytes N] [--reps N] [--scale F]
+#include "raw_ucp.hpp"
 #include "timing.hpp"
 
 #include <dsm/dsm.hpp>
@@ -53,51 +54,8 @@ double median_seconds(int reps, F&& run) {
   return dsm_bench::median_ns(reps, run) * 1e-9;
 }
 
-// The raw-UCP side: the same calls dsm makes, without dsm around them.
-struct raw_ucp {
-  dsm::transport::worker& worker;
-  ucp_ep_h ep;
-  dsm::transport::remote_address at;
-
-  void wait(ucs_status_ptr_t req) {
-    if (req == nullptr) return;
-    if (UCS_PTR_IS_ERR(req)) dsm::transport::throw_status(UCS_PTR_STATUS(req), "raw bench op", at.rank);
-    for (;;) {
-      const auto g = worker.lock();
-      if (ucp_request_check_status(req) != UCS_INPROGRESS) break;
-      ucp_worker_progress(worker.handle());
-    }
-    const auto g = worker.lock();
-    ucp_request_free(req);
-  }
-  ucs_status_ptr_t put(const void* src, std::size_t n) {
-    ucp_request_param_t p{};
-    const auto g = worker.lock();
-    return ucp_put_nbx(ep, src, n, at.address, at.rkey, &p);
-  }
-  ucs_status_ptr_t get(void* dst, std::size_t n) {
-    ucp_request_param_t p{};
-    const auto g = worker.lock();
-    return ucp_get_nbx(ep, dst, n, at.address, at.rkey, &p);
-  }
-  void flush() {
-    ucp_request_param_t p{};
-    ucs_status_ptr_t req;
-    {
-      const auto g = worker.lock();
-      req = ucp_ep_flush_nbx(ep, &p);
-    }
-    wait(req);
-  }
-};
-
-// UCX_TLS with '+' for ',' so that it stays one CSV field.
-std::string transport_name() {
-  const char* tls = std::getenv("UCX_TLS");
-  std::string name = tls ? tls : "auto";
-  std::replace(name.begin(), name.end(), ',', '+');
-  return name;
-}
+using dsm_bench::raw_ucp;
+using dsm_bench::transport_name;
 
 // Spins on a word of this rank's memory until a peer has written `value`.
 void await_value(const volatile std::uint64_t& word, std::uint64_t value, dsm::transport::worker& w) {

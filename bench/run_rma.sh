@@ -6,7 +6,9 @@
 # 2 MiB put/get bandwidth (target: at least 0.95x of raw; sizes step by 4x
 # from 8 B). It also runs ucx_perftest's 8 B put latency over the same
 # UCX_TLS right after, and prints dsm's default-progress latency against it
-# (issue 13: at most 1.10x). Figures are ratios measured in this one run.
+# (issue 13: at most 1.10x). Then bench/rma_noncontiguous: strided gets one
+# get per run against one get of the span, and where the span stops paying.
+# Figures are ratios measured in this one run.
 #   bench/run_rma.sh [BUILD_DIR] [OUT_DIR]
 set -euo pipefail
 build=${1:-build}
@@ -43,4 +45,22 @@ for transport in shm tcp; do
   awk -F, -v p="$perftest" '$3 == "put" && $4 == "latency_us" && $5 == 8 {
       printf "8 B put latency, %s progress: dsm %.3f us, ucx_perftest %.3f us: %.2fx\n", $2, $6, p, $6 / p }' \
     "$out/rma_$transport.csv"
+done
+
+# Strided transfers: for each transport, the per-run cost and where
+# fetching the whole span stops beating one get per run; the crossover is
+# what detail::covers's covering_bytes_per_run_* constants should say.
+for transport in shm tcp; do
+  "$build/tools/dsmrun" --transport "$transport" --timeout 900 -n 2 "$build/bench/rma_noncontiguous" --reps 5 \
+    > "$out/rma_noncontiguous_$transport.csv"
+  echo "== strided, $transport ($out/rma_noncontiguous_$transport.csv)"
+  awk -F, 'NR > 1 && $3 == "get" { t[$5, $4] = $8; b[$5] = $7 / $6; if (!($5 in seen)) { seen[$5] = 1; order[++n] = $5 } }
+           NR > 1 && $3 == "put" { p[$5] = $11 }
+    END {
+      printf "%8s %12s %10s %12s %10s %14s\n", "stride", "bytes/run", "runs us", "covering us", "auto us", "put vs raw"
+      for (i = 1; i <= n; ++i) { s = order[i]
+        printf "%8d %12d %10.2f %12.2f %10.2f %13.2fx\n", s, b[s], t[s, "runs"], t[s, "covering"], t[s, "automatic"], p[s]
+        if (i > 1 && t[s, "covering"] < t[s, "runs"]) last = b[s] }
+      printf "covering beats one get per run up to %d bytes per run\n", last
+    }' "$out/rma_noncontiguous_$transport.csv"
 done

@@ -12,6 +12,7 @@
 #include <dsm/global_ptr.hpp>
 #include <dsm/allocate.hpp>
 #include <dsm/rma.hpp>
+#include <dsm/rma_noncontiguous.hpp>
 #include <dsm/lock.hpp>
 #include <dsm/signal.hpp>
 #include <dsm/distribution.hpp>

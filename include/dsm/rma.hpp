@@ -16,6 +16,7 @@
 #include <cstring>
 #include <optional>
 #include <type_traits>
+#include <utility>
 
 namespace dsm {
 
@@ -43,19 +44,26 @@ enum class direction { put, get };
 
 // What every rput and rget does: refuse null, count, then either copy
 // local memory (local(std::byte*)) or post to the home
-// (remote(runtime_state&, remote_address)), bounds and generation checked.
+// (remote(runtime_state&, remote_address)), bounds and generation checked
+// for span_bytes from p; payload_bytes (what moves) are counted.
 template <class T, class Local, class Remote>
-[[gnu::always_inline]] inline auto one_sided(direction d, global_ptr<T> p, std::uint64_t bytes, const char* operation, Local&& local,
-               Remote&& remote) {
+[[gnu::always_inline]] inline auto one_sided_span(direction d, global_ptr<T> p, std::uint64_t span_bytes,
+                                                  std::uint64_t payload_bytes, const char* operation, Local&& local,
+                                                  Remote&& remote) {
   check_not_null(p, operation);
   const rank_entry entry;  // threads::multiple: the whole call holds the rank
   runtime_state& r = rt();
   runtime_stats& st = r.stats();
-  if (d == direction::put) ++st.puts, st.bytes_put += bytes;
-  else ++st.gets, st.bytes_got += bytes;
-  if (p.is_local()) return local(r.local_bytes(p.segment(), p.generation(), p.byte_offset(), bytes, operation));
-  return r.with_remote(p.home_rank(), p.segment(), p.generation(), p.byte_offset(), bytes, operation,
+  if (d == direction::put) ++st.puts, st.bytes_put += payload_bytes;
+  else ++st.gets, st.bytes_got += payload_bytes;
+  if (p.is_local()) return local(r.local_bytes(p.segment(), p.generation(), p.byte_offset(), span_bytes, operation));
+  return r.with_remote(p.home_rank(), p.segment(), p.generation(), p.byte_offset(), span_bytes, operation,
                        [&](const transport::remote_address& at) { return remote(r, at); });
+}
+template <class T, class Local, class Remote>
+[[gnu::always_inline]] inline auto one_sided(direction d, global_ptr<T> p, std::uint64_t bytes, const char* operation,
+                                             Local&& local, Remote&& remote) {
+  return one_sided_span(d, p, bytes, bytes, operation, std::forward<Local>(local), std::forward<Remote>(remote));
 }
 }  // namespace detail
 

@@ -12,7 +12,7 @@ LAYERS = [  # (name, headers as paths under dsm/: a folder ends with '/')
     ('arch', ['arch/', 'arch.hpp']),
     ('transport', ['transport/', 'transport.hpp']),
     ('runtime', ['runtime/', 'team.hpp', 'collectives.hpp', 'operators.hpp']),
-    ('address', ['global_ptr.hpp', 'allocate.hpp', 'rma.hpp', 'lock.hpp', 'signal.hpp', 'distribution.hpp']),
+    ('address', ['global_ptr.hpp', 'allocate.hpp', 'rma.hpp', 'rma_noncontiguous.hpp', 'lock.hpp', 'signal.hpp', 'distribution.hpp']),
     ('coherence', ['coherence/']),
     ('containers', ['shared_array.hpp', 'shared_var.hpp', 'global_ref.hpp', 'views.hpp']),
     ('umbrella', ['dsm.hpp']),

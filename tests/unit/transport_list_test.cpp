@@ -31,3 +31,9 @@ TEST_CASE("the progress mode's choice: shared memory only means every name is a 
   CHECK_FALSE(dsm::detail::settings::shared_memory_only("tcp"));
   CHECK_FALSE(dsm::detail::settings::shared_memory_only("posix,,tcp"));
 }
+
+TEST_CASE("shared memory is allowed unless UCX_TLS names transports and none of them shares memory") {
+  for (const char* tls : {static_cast<const char*>(nullptr), "", "^tcp", "posix,self", "tcp,sysv", "sm", "all"})
+    CHECK(transport_list(tls).allows_shared_memory());
+  for (const char* tls : {"tcp", "tcp,self", "self", "cma,tcp"}) CHECK_FALSE(transport_list(tls).allows_shared_memory());
+}

@@ -120,7 +120,9 @@ class runtime_state final : public collective_transport {
  public:
   explicit runtime_state(const settings& s)
       : settings_(s), worker_(s.progress, multithreaded), messages_(worker_) {
-    worker_.set_timeout(std::chrono::duration<double>(s.timeout_seconds));
+    // Start-up is bounded by DSM_START_TIMEOUT when that is longer: the
+    // ranks of a loaded machine start seconds apart.
+    worker_.set_timeout(std::chrono::duration<double>(s.start_limit_seconds()));
     register_handlers();
     const auto my_address = worker_.address();
     membership_ = join_job(my_address, worker_.timeout());
@@ -161,6 +163,7 @@ class runtime_state final : public collective_transport {
     worker_.start_progress_thread();
     learn_peers();
     barrier();  // every rank is wired up and listening before anyone returns
+    worker_.set_timeout(std::chrono::duration<double>(s.timeout_seconds));
     stats_ = {};
   }
 
@@ -248,6 +251,12 @@ class runtime_state final : public collective_transport {
   std::uint32_t rank() const noexcept { return membership_.rank; }
   std::uint32_t ranks() const noexcept { return membership_.ranks; }
   const std::string& bootstrap_method() const noexcept { return membership_.method; }
+  // Whether UCX can reach rank r through shared memory: the same host (as
+  // far as /dev/shm goes) and a UCX_TLS that leaves UCX its shared-memory
+  // transports. What a transfer costs per operation depends on it.
+  bool shares_memory_with(std::uint32_t r) const noexcept {
+    return peers_[r].host == peers_[rank()].host && transport::transport_list::from_environment().allows_shared_memory();
+  }
   transport::worker& worker() noexcept { return worker_; }
   transport::endpoints& endpoints() noexcept { return *endpoints_; }
   transport::active_messages& messages() noexcept { return messages_; }

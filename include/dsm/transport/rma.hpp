@@ -63,26 +63,46 @@ future<> put_value(worker& w, endpoints& eps, const T& value, const remote_addre
   return future<>(w, req, buffer, {"put", to.rank});
 }
 
-// A put whose future completes when the bytes are at the target (not only
-// when `src` may be reused): the put, then a flush of the peer's endpoint,
-// which completes after everything posted to it. The put's own request is
-// left to UCX (freed when done: the flush outlives it). `keep` (a pooled
-// buffer holding the source) is released with the future.
-inline future<> put_remote_complete(worker& w, endpoints& eps, const void* src, std::size_t bytes,
-                                    const remote_address& to, detail::op_buffer* keep = nullptr) {
+// A batch of operations to one peer completed together: post(ep, param)
+// makes the UCX calls and hands each one's status to issued(); their
+// requests are left to UCX (freed when done), and the future is a flush
+// of the peer's endpoint, which completes after everything posted to it.
+// `keep` (a pooled buffer the operations read) is released with the
+// future. Every `progress_every` operations the worker is progressed, so
+// that a long batch does not pile up in UCX's queues.
+template <class Post>
+future<> post_then_flush(worker& w, endpoints& eps, int rank, const char* name, Post&& post,
+                         detail::op_buffer* keep = nullptr) {
+  constexpr std::size_t progress_every = 256;
   ucp_request_param_t param = no_parameters();
   ucs_status_ptr_t flush;
   {
     const auto g = w.lock();
-    const ucs_status_ptr_t put = ucp_put_nbx(eps[to.rank], src, bytes, to.address, to.rkey, &param);
-    if (UCS_PTR_IS_ERR(put)) {
-      if (keep) detail::op_buffer_pool::give_back(keep);
-      throw_status(UCS_PTR_STATUS(put), "put", to.rank);
-    }
-    if (put != nullptr) ucp_request_free(put);
-    flush = ucp_ep_flush_nbx(eps[to.rank], &param);
+    std::size_t posted = 0;
+    const auto issued = [&](ucs_status_ptr_t req) {
+      if (UCS_PTR_IS_ERR(req)) {
+        if (keep) detail::op_buffer_pool::give_back(keep);
+        throw_status(UCS_PTR_STATUS(req), name, rank);
+      }
+      if (req != nullptr) ucp_request_free(req);
+      if (++posted % progress_every == 0) ucp_worker_progress(w.handle());
+    };
+    post(eps[rank], param, issued);
+    flush = ucp_ep_flush_nbx(eps[rank], &param);
   }
-  return future<>(w, flush, keep, {"put (remote completion)", to.rank});
+  return future<>(w, flush, keep, {name, rank});
+}
+
+// A put whose future completes when the bytes are at the target (not only
+// when `src` may be reused): the put, then the flush.
+inline future<> put_remote_complete(worker& w, endpoints& eps, const void* src, std::size_t bytes,
+                                    const remote_address& to, detail::op_buffer* keep = nullptr) {
+  return post_then_flush(
+      w, eps, to.rank, "put (remote completion)",
+      [&](ucp_ep_h ep, ucp_request_param_t& param, auto&& issued) {
+        issued(ucp_put_nbx(ep, src, bytes, to.address, to.rkey, &param));
+      },
+      keep);
 }
 
 // Operations posted after this complete at their targets after those

@@ -24,6 +24,10 @@ class transport_list {
     for_each_name([&](std::string_view n) { found = found || contains(names, n); });
     return found;
   }
+  // UCX may use a shared-memory transport.
+  bool allows_shared_memory() const noexcept {
+    return unrestricted() || names_any({"posix", "sysv", "sm", "shm", "mm", "all"});
+  }
   // A restricted list whose every name is one of `names`.
   bool names_only(std::initializer_list<std::string_view> names) const noexcept {
     if (unrestricted()) return false;

@@ -372,10 +372,7 @@ class worker {
   }
   // Whether UCX_TLS leaves UCX its shared-memory transports (else it warns
   // of their settings as unused).
-  static bool may_use_shared_memory(const char* tls) {
-    const transport_list list(tls);
-    return list.unrestricted() || list.names_any({"posix", "sysv", "sm", "shm", "mm", "all"});
-  }
+  static bool may_use_shared_memory(const char* tls) { return transport_list(tls).allows_shared_memory(); }
 
   void run_progress_thread(int worker_fd) {
     pollfd fds[3] = {{worker_fd, POLLIN, 0}, {stop_fd_, POLLIN, 0}, {-1, POLLIN, 0}};
