@@ -114,8 +114,13 @@ void composed() {
 void stalled() {
   auto blocks = dsm::allocate_collective<std::uint64_t>(8);
   dsm::barrier();
-  if (dsm::rank() == 1) std::this_thread::sleep_for(std::chrono::seconds(6));
-  if (dsm::rank() == 0) (void)dsm::rget(blocks[1] + 2).then([](std::uint64_t v) { return v; }).wait();
+  // Rank 1 may still progress on its way out of the barrier (serving a get
+  // sent at once); a second later it is surely asleep.
+  if (dsm::rank() == 1) std::this_thread::sleep_for(std::chrono::seconds(8));
+  if (dsm::rank() == 0) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    (void)dsm::rget(blocks[1] + 2).then([](std::uint64_t v) { return v; }).wait();
+  }
   dsm::barrier();
 }
 }  // namespace
