@@ -79,110 +79,112 @@ class shared_array {
   // `unit`: the coherence unit of a caching policy (see dsm::unit_size).
   template <distribution_spec D>
   shared_array(const dsm::team& t, std::size_t n, D layout, unit_size unit, std::string name = {})
-      : layout_{dsm::distribution(layout, n, static_cast<std::size_t>(t.size())), {}, std::move(name), {}, 0, unit, {}, t} {
+      : body_(std::make_unique<body>(dsm::distribution(layout, n, static_cast<std::size_t>(t.size())), std::move(name),
+                                     unit, t)) {
     const detail::rank_entry entry;  // threads::multiple: the construction holds the rank
-    layout_.description = describe();
+    auto& b = *body_;
+    b.layout.description = describe();
     // Every collective of the construction names the array, its size, layout and unit.
     const detail::runtime_state::operation_scope scope(
-        detail::rt(), fmt::format("{} of {} elements ({} of {}, unit {} B)", layout_.description, n,
-                                  layout_.distribution.layout() == dsm::distribution::kind::block ? "blocks" : "block_cyclic",
-                                  layout_.distribution.block_size(), unit.bytes));
-    layout_.object_id = detail::rt().next_object_id(t.state());  // the same on every member
-    me_ = static_cast<std::size_t>(t.rank());
+        detail::rt(), fmt::format("{} of {} elements ({} of {}, unit {} B)", b.layout.description, n,
+                                  b.layout.distribution.layout() == dsm::distribution::kind::block ? "blocks" : "block_cyclic",
+                                  b.layout.distribution.block_size(), unit.bytes));
+    b.layout.object_id = detail::rt().next_object_id(t.state());  // the same on every member
+    b.me = static_cast<std::size_t>(t.rank());
     // Caching policies' blocks hold whole units (unit_map::slot_elements_of),
     // so that every rank's copies sit in equal slots of one mirror.
     const std::size_t block_elements =
         coherence::keeps_copies<Policy>
-            ? coherence::unit_map::slot_elements_of(layout_.distribution, sizeof(T), unit, layout_.description)
-            : layout_.distribution.max_local_size();
+            ? coherence::unit_map::slot_elements_of(b.layout.distribution, sizeof(T), unit, b.layout.description)
+            : b.layout.distribution.max_local_size();
     if constexpr (coherence::keeps_copies<Policy>) {
       const auto slot_bytes = detail::element_bytes<T>(block_elements, "allocate_collective");
-      detail::rt().check_collective_bytes(t.state(), slot_bytes, layout_.description);  // before reserving address space for every member's
-      layout_.mirror = std::make_unique<coherence::mirror_space>(static_cast<std::size_t>(t.size()), me_, slot_bytes,
-                                                                 layout_.description);
+      detail::rt().check_collective_bytes(t.state(), slot_bytes, b.layout.description);  // before reserving address space for every member's
+      b.layout.mirror = std::make_unique<coherence::mirror_space>(static_cast<std::size_t>(t.size()), b.me, slot_bytes,
+                                                                  b.layout.description);
     }
-    auto blocks = detail::allocate_collective_of<T>(t, block_elements, layout_.description,
-                                                    layout_.mirror ? layout_.mirror->own_slot() : nullptr);
-    if (layout_.mirror)
-      layout_.mirror->adopt_own_block(reinterpret_cast<const std::byte*>(blocks[me_].local()),
-                                      detail::rt().mapped_bytes_of(detail::address_of(blocks[me_]).segment),
-                                      layout_.description);
-    for (auto& b : blocks)
-      layout_.blocks.push_back(detail::make_global_ptr<T>([&] {
-        auto a = detail::address_of(b);
+    auto blocks = detail::allocate_collective_of<T>(t, block_elements, b.layout.description,
+                                                    b.layout.mirror ? b.layout.mirror->own_slot() : nullptr);
+    if (b.layout.mirror)
+      b.layout.mirror->adopt_own_block(reinterpret_cast<const std::byte*>(blocks[b.me].local()),
+                                       detail::rt().mapped_bytes_of(detail::address_of(blocks[b.me]).segment),
+                                       b.layout.description);
+    for (auto& block : blocks)
+      b.layout.blocks.push_back(detail::make_global_ptr<T>([&] {
+        auto a = detail::address_of(block);
         a.policy_id = Policy::id;
         return a;
       }()));
-    state_.emplace(layout_);
-    detail::rt().join_sync(&sync_, t.state());
+    b.state.emplace(b.layout);
+    detail::rt().join_sync(&b.sync, t.state());
+    b.joined = true;
   }
 
   shared_array(const shared_array&) = delete;
   shared_array& operator=(const shared_array&) = delete;
 
-  // Collective: every rank's accesses are complete before the memory goes,
-  // and when it returns every rank has dropped the keys of every block, so
-  // a pointer kept from the array is stale everywhere. Destroyed while an
-  // exception unwinds, it takes no collective step (it would pair with
-  // whatever collective the other ranks are in, a barrier of theirs, say):
-  // it leaves the runtime's barriers and its block stays mapped until the
-  // runtime ends. So too in a failed job (a peer died, a wait timed out),
-  // where every collective would fail at once.
-  ~shared_array() {
-    if (detail::current_runtime_number() != runtime_number_) [[unlikely]] detail::outlived_its_runtime(layout_.description);
-    const detail::rank_entry entry;
-    if (std::uncaught_exceptions() > uncaught_at_construction_ || detail::rt().job_failed()) {
-      detail::rt().leave_sync(&sync_);
-      return;
+  // Moving hands over the array (its elements, copies and place in the
+  // barriers) without any traffic: the source is left moved-from, of size
+  // 0, and anything else on it is errc::invalid_argument. Move assignment
+  // first destroys what the target held (collectively, as the destructor
+  // does: every member must assign at the same point). Global pointers
+  // into the array stay valid.
+  shared_array(shared_array&& other) noexcept = default;
+  shared_array& operator=(shared_array&& other) noexcept {
+    if (this != &other) {
+      body_.reset();
+      body_ = std::move(other.body_);
     }
-    try {
-      const detail::runtime_state::operation_scope scope(detail::rt(), "the destruction of " + describe());
-      detail::rt().leave_sync(&sync_);
-      state_->arrive();
-      barrier(layout_.team);
-      if constexpr (requires { state_->retire(); }) state_->retire();  // a policy's own registered memory
-      deallocate(layout_.blocks[me_]);
-      barrier(layout_.team);
-    } catch (const std::exception& e) {
-      fmt::print(stderr, "dsm: rank {}: destroying {}: {}\n", me_, describe(), e.what());
-    }
+    return *this;
   }
+  // Exchanges two arrays of one type (double buffering): local, no traffic;
+  // every member swaps the same pair, or their names part ways.
+  void swap(shared_array& other) noexcept { body_.swap(other.body_); }
+  friend void swap(shared_array& a, shared_array& b) noexcept { a.swap(b); }
 
-  std::size_t size() const noexcept { return layout_.distribution.size(); }
+  // Whether it holds an array (not moved from).
+  bool valid() const noexcept { return body_ != nullptr; }
+
+  // Collective (see body::~body). A moved-from array takes no step.
+  ~shared_array() = default;
+
+  std::size_t size() const noexcept { return body_ ? body_->layout.distribution.size() : 0; }
   // The ranks the elements are spread over (world() unless built over a team).
-  const dsm::team& team() const noexcept { return layout_.team; }
+  const dsm::team& team() const { return live("team").layout.team; }
   bool empty() const noexcept { return size() == 0; }
-  const std::string& name() const noexcept { return layout_.name; }
-  const dsm::distribution& distribution() const noexcept { return layout_.distribution; }
+  const std::string& name() const { return live("name").layout.name; }
+  const dsm::distribution& distribution() const { return live("distribution").layout.distribution; }
 
   std::size_t owner(std::size_t i) const {
     check_index(i, "owner");
-    return layout_.distribution.owner(i);
+    return body_->layout.distribution.owner(i);
   }
-  std::size_t local_size() const noexcept { return layout_.distribution.local_size(me_); }
+  std::size_t local_size() const noexcept { return body_ ? body_->layout.distribution.local_size(body_->me) : 0; }
 
   // This rank's elements as plain memory: no checks, no remote traffic.
   std::span<T> local() const noexcept {
     const std::size_t n = local_size();
-    return n == 0 ? std::span<T>{} : std::span<T>(layout_.blocks[me_].local(), n);
+    return n == 0 ? std::span<T>{} : std::span<T>(body_->layout.blocks[body_->me].local(), n);
   }
   // Global index of each local element, in local order.
   auto local_indices() const {
-    const dsm::distribution& d = layout_.distribution;
-    const std::size_t me = me_;
+    const auto& b = live("local_indices");
+    const dsm::distribution& d = b.layout.distribution;
+    const std::size_t me = b.me;
     return ranges::views::iota(std::size_t{0}, local_size()) |
            ranges::views::transform([&d, me](std::size_t l) { return d.global_index(me, l); });
   }
 
   global_ptr<T> pointer(std::size_t i) const {
     check_index(i, "pointer");
-    return layout_.pointer(i);
+    return body_->layout.pointer(i);
   }
 
   // Reading or writing through the reference throws errc::out_of_range for
   // i >= size(); the policy may check there rather than here.
   [[gnu::always_inline]] reference operator[](std::size_t i) {
     if constexpr (!coherence::checks_indices<Policy>) check_index(i, "operator[]");
+    else if (!body_) [[unlikely]] throw_moved_from("operator[]");
     return reference(*this, i);
   }
 
@@ -191,23 +193,23 @@ class shared_array {
   void get(std::size_t first, std::size_t count, T* out) {
     const detail::rank_entry entry;
     check_range(first, count, "get");
-    state_->get(first, count, out);
+    body_->state->get(first, count, out);
   }
   void get(std::size_t first, std::span<T> out) { get(first, out.size(), out.data()); }
   void put(std::size_t first, std::span<const T> in) {
     const detail::rank_entry entry;
     check_range(first, in.size(), "put");
-    state_->put(first, in.data(), in.size());
+    body_->state->put(first, in.data(), in.size());
   }
 
   // A reduction array: in[k] joins element first + k's contributions, as
   // (*this)[first + k].combine(in[k]) would, one owner's run at a time.
   void combine(std::size_t first, std::span<const T> in) {
     const detail::rank_entry entry;
-    static_assert(requires { state_->combine(first, in.data(), in.size()); },
+    static_assert(requires { body_->state->combine(first, in.data(), in.size()); },
                   "dsm::shared_array::combine: only a reduction<Op> array is combined into");
     check_range(first, in.size(), "combine");
-    state_->combine(first, in.data(), in.size());
+    body_->state->combine(first, in.data(), in.size());
   }
 
   // A reduction array: this rank's contributions to [first, first + count)
@@ -218,17 +220,17 @@ class shared_array {
   // the blocks (contributions_tiled()). Valid until the next barrier.
   std::span<T> contribution_span(std::size_t first, std::size_t count) {
     const detail::rank_entry entry;
-    static_assert(requires { state_->contribution_span(first, count); },
+    static_assert(requires { body_->state->contribution_span(first, count); },
                   "dsm::shared_array::contribution_span: only a reduction<Op> array takes contributions");
     if (count == 0) return {};
-    if (state_->contributions_tiled()) check_range(first, count, "contribution_span");
+    if (body_->state->contributions_tiled()) check_range(first, count, "contribution_span");
     else check_span(first, count, "contribution_span");
-    return {state_->contribution_span(first, count), count};
+    return {body_->state->contribution_span(first, count), count};
   }
   bool contributions_tiled() const {
-    static_assert(requires { state_->contributions_tiled(); },
+    static_assert(requires { body_->state->contributions_tiled(); },
                   "dsm::shared_array::contributions_tiled: only a reduction<Op> array takes contributions");
-    return state_->contributions_tiled();
+    return body_->state->contributions_tiled();
   }
 
   // Elements [first, first + count) as plain memory this rank's compiler
@@ -241,20 +243,20 @@ class shared_array {
   // release) until its next release or acquire.
   std::span<const T> read_span(std::size_t first, std::size_t count) {
     const detail::rank_entry entry;
-    static_assert(requires { state_->read_span(first, count); },
+    static_assert(requires { body_->state->read_span(first, count); },
                   "dsm::shared_array::read_span: this policy keeps no copies to read (direct): use get() into a buffer");
     if (count == 0) return {};
     check_span(first, count, "read_span");
-    return {state_->read_span(first, count), count};
+    return {body_->state->read_span(first, count), count};
   }
   std::span<T> write_span(std::size_t first, std::size_t count) {
     const detail::rank_entry entry;
-    static_assert(requires { state_->write_span(first, count); },
+    static_assert(requires { body_->state->write_span(first, count); },
                   "dsm::shared_array::write_span: only write_shared hands out writable copies (single_writer's recalls "
                   "may take a unit while it is written; read_only is not written): use put(), element writes or local()");
     if (count == 0) return {};
     check_span(first, count, "write_span");
-    return {state_->write_span(first, count), count};
+    return {body_->state->write_span(first, count), count};
   }
 
   // Caching policies: the missing units of [first, first + count) are
@@ -263,7 +265,7 @@ class shared_array {
   void prefetch(std::size_t first, std::size_t count) {
     const detail::rank_entry entry;
     check_range(first, count, "prefetch");
-    if constexpr (requires { state_->prefetch(first, count); }) state_->prefetch(first, count);
+    if constexpr (requires { body_->state->prefetch(first, count); }) body_->state->prefetch(first, count);
   }
   // advice::willneed is prefetch; advice::dontneed drops the range's read
   // copies (the units this rank writes stay until its release sends them).
@@ -273,7 +275,7 @@ class shared_array {
     if (a != advice::willneed && a != advice::dontneed)
       throw error(errc::invalid_argument, fmt::format("{}: advise with advice {}: expected willneed or dontneed", describe(),
                                                       static_cast<int>(a)));
-    if constexpr (requires { state_->advise(first, count, a); }) state_->advise(first, count, a);
+    if constexpr (requires { body_->state->advise(first, count, a); }) body_->state->advise(first, count, a);
   }
 
   // A flag element, as OpenSHMEM's signals, under any policy. signal(i, v)
@@ -288,14 +290,14 @@ class shared_array {
     const detail::rank_entry entry;
     static_assert(transport::atomic_word<T>, "dsm::shared_array::wait_until: a flag is a 32- or 64-bit integer");
     check_index(i, "wait_until");
-    (void)detail::await_word(layout_.pointer(i), c, value, [&] { return fmt::format("{}[{}]", describe(), i); });
+    (void)detail::await_word(body_->layout.pointer(i), c, value, [&] { return fmt::format("{}[{}]", describe(), i); });
     detail::rt().acquire();
   }
   bool test(std::size_t i, cmp c, std::type_identity_t<T> value) {
     const detail::rank_entry entry;
     static_assert(transport::atomic_word<T>, "dsm::shared_array::test: a flag is a 32- or 64-bit integer");
     check_index(i, "test");
-    const global_ptr<T> p = layout_.pointer(i);
+    const global_ptr<T> p = body_->layout.pointer(i);
     T now;
     if (p.is_local()) {
       detail::rt().worker().progress();
@@ -315,7 +317,7 @@ class shared_array {
                   "another policy's array");
     check_index(i, "signal");
     detail::rt().release();
-    const global_ptr<T> p = layout_.pointer(i);
+    const global_ptr<T> p = body_->layout.pointer(i);
     if (p.is_local()) {
       auto word = detail::own_word(p, "signal");
       if (op == signal_op::set) word.store(value, std::memory_order_release);
@@ -325,23 +327,22 @@ class shared_array {
     (void)(op == signal_op::set ? atomic_exchange(p, value) : atomic_fetch_add(p, value)).wait();
   }
 
-  typename Policy::template state<T>& policy_state() noexcept { return *state_; }
+  typename Policy::template state<T>& policy_state() noexcept { return *body_->state; }  // valid() arrays only
 
   // This rank's coherence counters for the array, now (all zero under
   // direct, which caches nothing: its transfers count in dsm::stats()).
   array_counters stats() const {
-    auto& s = const_cast<typename Policy::template state<T>&>(*state_);  // only read
+    auto& s = const_cast<typename Policy::template state<T>&>(*live("stats").state);  // only read
     if constexpr (requires { s.stats(); }) return s.stats().snapshot();
     else return {};
   }
-  const coherence::array_layout<T>& layout() const noexcept { return layout_; }
+  const coherence::array_layout<T>& layout() const { return live("layout").layout; }
 
   // "shared_array<double, direct> 'x'" for messages, and "over team ..."
   // when not over every rank.
   std::string describe() const {
-    return fmt::format("shared_array<{}, {}>{}{}", detail::type_name<T>(), Policy::name,
-                       layout_.name.empty() ? std::string() : fmt::format(" '{}'", layout_.name),
-                       layout_.team.state().id == 0 ? std::string() : " over " + layout_.team.name());
+    if (!body_) return fmt::format("a moved-from shared_array<{}, {}>", detail::type_name<T>(), Policy::name);
+    return describe(body_->layout);
   }
 
  private:
@@ -361,8 +362,8 @@ class shared_array {
   // A span needs one run of one owner's storage.
   void check_span(std::size_t first, std::size_t count, const char* operation) const {
     check_range(first, count, operation);
-    const std::size_t covered = count == 0 ? 0 : layout_.distribution.first_run_length(first, count);
-    const std::size_t owner = count == 0 ? 0 : layout_.distribution.owner(first), end = first + covered;
+    const std::size_t covered = count == 0 ? 0 : body_->layout.distribution.first_run_length(first, count);
+    const std::size_t owner = count == 0 ? 0 : body_->layout.distribution.owner(first), end = first + covered;
     if (count == 0 || covered != count)
       throw error(errc::invalid_argument,
                   fmt::format("{}: {} of {} elements from index {} crosses from rank {}'s storage at index {}: a span "
@@ -370,22 +371,79 @@ class shared_array {
                               describe(), operation, count, first, owner, end));
   }
 
+  static std::string describe(const coherence::array_layout<T>& l) {
+    return fmt::format("shared_array<{}, {}>{}{}", detail::type_name<T>(), Policy::name,
+                       l.name.empty() ? std::string() : fmt::format(" '{}'", l.name),
+                       l.team.state().id == 0 ? std::string() : " over " + l.team.name());
+  }
+
+  // What an array is, on the heap so that moving the array moves nothing:
+  // the policy's state refers to the layout, the barriers to the hooks.
+  struct body;
   // Barriers and locks reach the policy through this.
   struct sync_hooks final : detail::sync_participant {
-    shared_array* array;
-    explicit sync_hooks(shared_array* a) : array(a) {}
-    void release() override { array->state_->release(); }
-    void acquire() override { array->state_->acquire(); }
-    void before_barrier() override { array->state_->arrive(); }
-    void after_barrier() override { array->state_->barrier(); }
+    body* owner;
+    explicit sync_hooks(body* b) : owner(b) {}
+    void release() override { owner->state->release(); }
+    void acquire() override { owner->state->acquire(); }
+    void before_barrier() override { owner->state->arrive(); }
+    void after_barrier() override { owner->state->barrier(); }
+  };
+  struct body {
+    coherence::array_layout<T> layout;
+    std::size_t me = 0;
+    std::optional<typename Policy::template state<T>> state;
+    sync_hooks sync{this};
+    bool joined = false;  // constructed in full: its destruction is collective
+    int uncaught_at_construction = std::uncaught_exceptions();
+    std::uint64_t runtime_number = detail::current_runtime_number();  // the runtime it lives in
+
+    body(dsm::distribution d, std::string name, unit_size unit, const dsm::team& t)
+        : layout{std::move(d), {}, std::move(name), {}, 0, unit, {}, t} {}
+    body(const body&) = delete;
+    body& operator=(const body&) = delete;
+
+    // Collective: every rank's accesses are complete before the memory
+    // goes, and when it returns every rank has dropped the keys of every
+    // block, so a pointer kept from the array is stale everywhere.
+    // Destroyed while an exception unwinds, it takes no collective step (it
+    // would pair with whatever collective the other ranks are in, a
+    // barrier of theirs, say): it leaves the runtime's barriers and its
+    // block stays mapped until the runtime ends. So too in a failed job (a
+    // peer died, a wait timed out), where every collective would fail at
+    // once. A construction that threw part way left nothing to undo here.
+    ~body() {
+      if (!joined) return;
+      if (detail::current_runtime_number() != runtime_number) [[unlikely]] detail::outlived_its_runtime(layout.description);
+      const detail::rank_entry entry;
+      if (std::uncaught_exceptions() > uncaught_at_construction || detail::rt().job_failed()) {
+        detail::rt().leave_sync(&sync);
+        return;
+      }
+      try {
+        const detail::runtime_state::operation_scope scope(detail::rt(), "the destruction of " + layout.description);
+        detail::rt().leave_sync(&sync);
+        state->arrive();
+        barrier(layout.team);
+        if constexpr (requires { state->retire(); }) state->retire();  // a policy's own registered memory
+        deallocate(layout.blocks[me]);
+        barrier(layout.team);
+      } catch (const std::exception& e) {
+        fmt::print(stderr, "dsm: rank {}: destroying {}: {}\n", me, layout.description, e.what());
+      }
+    }
   };
 
-  coherence::array_layout<T> layout_;
-  std::size_t me_ = 0;
-  std::optional<typename Policy::template state<T>> state_;
-  sync_hooks sync_{this};
-  int uncaught_at_construction_ = std::uncaught_exceptions();
-  std::uint64_t runtime_number_ = detail::current_runtime_number();  // the runtime it lives in
+  const body& live(const char* operation) const {
+    if (!body_) [[unlikely]] throw_moved_from(operation);
+    return *body_;
+  }
+  [[noreturn, gnu::cold, gnu::noinline]] void throw_moved_from(const char* operation) const {
+    throw error(errc::invalid_argument, fmt::format("{}: {} on an array that was moved from (it holds nothing until "
+                                                    "one is move-assigned to it)", describe(), operation));
+  }
+
+  std::unique_ptr<body> body_;
 };
 
 }  // namespace dsm
