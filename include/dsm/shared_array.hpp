@@ -223,14 +223,14 @@ class shared_array {
     static_assert(requires { body_->state->contribution_span(first, count); },
                   "dsm::shared_array::contribution_span: only a reduction<Op> array takes contributions");
     if (count == 0) return {};
-    if (body_->state->contributions_tiled()) check_range(first, count, "contribution_span");
+    if (live("contribution_span").state->contributions_tiled()) check_range(first, count, "contribution_span");
     else check_span(first, count, "contribution_span");
     return {body_->state->contribution_span(first, count), count};
   }
   bool contributions_tiled() const {
     static_assert(requires { body_->state->contributions_tiled(); },
                   "dsm::shared_array::contributions_tiled: only a reduction<Op> array takes contributions");
-    return body_->state->contributions_tiled();
+    return live("contributions_tiled").state->contributions_tiled();
   }
 
   // Elements [first, first + count) as plain memory this rank's compiler
@@ -350,10 +350,12 @@ class shared_array {
     if (i >= size()) [[unlikely]] throw_index_out_of_range(i, operation);
   }
   [[noreturn, gnu::cold, gnu::noinline]] void throw_index_out_of_range(std::size_t i, const char* operation) const {
+    if (!body_) throw_moved_from(operation);
     throw error(errc::out_of_range,
                 fmt::format("{}: {} index {} out of range (size {})", describe(), operation, i, size()));
   }
   void check_range(std::size_t first, std::size_t count, const char* operation) const {
+    if (!body_) [[unlikely]] throw_moved_from(operation);
     if (first > size() || count > size() - first)
       throw error(errc::out_of_range, fmt::format("{}: {} of {} elements from index {} out of range (size {})",
                                                   describe(), operation, count, first, size()));
