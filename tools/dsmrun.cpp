@@ -351,6 +351,10 @@ class launcher {
   static constexpr auto blame_grace = std::chrono::milliseconds(500);  // for the other ranks' reports to arrive
   static constexpr auto term_grace = std::chrono::seconds(1);   // for told ranks to end themselves
   static constexpr auto kill_grace = std::chrono::milliseconds(500);
+  // How long a rank whose connection to another failed may still be
+  // reaped (it is dying: its sockets close just before it is a zombie)
+  // before a connection lost between live ranks ends the job.
+  static constexpr auto lost_peer_grace = std::chrono::seconds(2);
 
   void make_rendezvous_socket() {
     dir_ = make_directory_under("TMPDIR", "/tmp");
@@ -526,6 +530,7 @@ class launcher {
 
       if (!failure_ && opt_.timeout_seconds > 0 && now - start > std::chrono::duration<double>(opt_.timeout_seconds))
         fail(rv::notice_no_rank, fmt::format("the job exceeded --timeout {} s", opt_.timeout_seconds), 124);
+      answer_lost_peers();
       if (!failure_ && blame_at_ && now >= *blame_at_) blame();
       if (failure_ && now >= term_at_ && !termed_) {
         signal_all(SIGTERM);
@@ -667,6 +672,38 @@ class launcher {
       if (p.stopped_by && !p.exited) ::kill(-p.pid, SIGKILL);
   }
 
+  // Each rank that lost its connection to another learns that one's fate:
+  // the job's end naming how it ended (sent by fail() to every rank), or
+  // that it finished, or, if it still runs past lost_peer_grace, the job
+  // ends as a connection lost between live ranks.
+  void answer_lost_peers() {
+    if (questions_.empty()) return;
+    reap();  // a rank that ended, its SIGCHLD not read yet
+    const auto now = clock_type::now();
+    std::erase_if(questions_, [&](const lost_peer_question& q) {
+      if (failure_) return true;  // every rank has been told
+      const rank_process& lost = procs_[q.about];
+      if (lost.exited) {
+        // A failure's end was announced by ended() (or is, after the blame grace).
+        if (lost.said_goodbye) send_notice(q.asker, {rv::notice_peer_finished, q.about, {}});
+        return true;
+      }
+      if (now < q.until) return false;
+      const std::string state =
+          lost.stopped_by ? fmt::format(" (stopped by {})", signal_name(lost.stopped_by)) : std::string();
+      fail(q.about, fmt::format("rank {} ({}) still runs{} but rank {} lost its connection to it ({})", q.about,
+                                lost.program, state, q.asker, q.how),
+           1);
+      return true;
+    });
+  }
+
+  void send_notice(unsigned rank, const rv::notice& n) {
+    const auto bytes = rv::encode(n);
+    for (auto& c : clients_)
+      if (c.rank == rank && c.fd >= 0) c.out.insert(c.out.end(), bytes.begin(), bytes.end());
+  }
+
   bool anyone_joined() const {
     return std::any_of(procs_.begin(), procs_.end(), [](const rank_process& p) { return p.joined; });
   }
@@ -759,6 +796,8 @@ class launcher {
         rank_process& p = procs_[*c.rank];
         if (n->kind == rv::notice_goodbye) p.said_goodbye = true;
         else if (n->kind == rv::notice_gave_up) p.gave_up = gave_up_report{n->rank, n->text, reports_++};
+        else if (n->kind == rv::notice_lost_peer && n->rank < procs_.size())
+          questions_.push_back({*c.rank, n->rank, n->text, clock_type::now() + lost_peer_grace});
         else throw dsm::error(dsm::errc::protocol, fmt::format("a rank sent notice kind {}", n->kind));
       }
     } catch (const dsm::error& e) {
@@ -877,6 +916,12 @@ class launcher {
   std::map<std::uint32_t, std::vector<std::byte>> addresses_;
   std::uint64_t reports_ = 0;
   std::optional<clock_type::time_point> blame_at_;
+  struct lost_peer_question {
+    unsigned asker, about;
+    std::string how;  // UCX's word for the failure
+    clock_type::time_point until;
+  };
+  std::vector<lost_peer_question> questions_;
   clock_type::time_point term_at_{};
   bool termed_ = false, killed_ = false, tables_sent_ = false;
   std::optional<std::pair<std::string, int>> failure_;

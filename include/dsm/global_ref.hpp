@@ -32,7 +32,7 @@ class global_ref {
   [[gnu::always_inline]] operator T() const {
     if (!detail::multithreaded) [[likely]]
       return array_->policy_state().read(index_);
-    return locked_read();
+    return locked_read(array_, index_);
   }
   T get() const { return static_cast<T>(*this); }
 
@@ -40,7 +40,7 @@ class global_ref {
     if (!detail::multithreaded) [[likely]]
       array_->policy_state().write(index_, value);
     else
-      locked_write(value);
+      locked_write(array_, index_, value);
     return *this;
   }
   // Element-to-element assignment copies the value, not the reference.
@@ -90,13 +90,15 @@ class global_ref {
   std::size_t index() const noexcept { return index_; }
 
  private:
-  [[gnu::noinline]] T locked_read() const {
+  // Static, the reference passed by value: a member function would take
+  // the reference's address and make every hit store it to the stack.
+  [[gnu::noinline]] static T locked_read(shared_array<T, Policy>* array, std::size_t index) {
     const detail::rank_entry entry;
-    return array_->policy_state().read(index_);
+    return array->policy_state().read(index);
   }
-  [[gnu::noinline]] void locked_write(const T& value) const {
+  [[gnu::noinline]] static void locked_write(shared_array<T, Policy>* array, std::size_t index, T value) {
     const detail::rank_entry entry;
-    array_->policy_state().write(index_, value);
+    array->policy_state().write(index, value);
   }
 
   shared_array<T, Policy>* array_;

@@ -8,6 +8,9 @@
 //   std-exit R      the same, but rank R calls std::exit(0) with its
 //                   runtime alive
 //   kill R SIG      the same, but rank R raises SIG (KILL, SEGV, STOP)
+//   cut R           rank R says "rank R cuts its connections", shuts down
+//                   every TCP socket it has (UCX's, over --transport tcp)
+//                   and sleeps 30 s, alive; the others wait in a barrier
 //   sleep S         every rank sleeps S seconds (for --timeout and signals)
 //   hold R S        every rank says "rank N waits"; rank R sleeps S seconds
 //                   outside dsm, the others wait in a barrier for it (a
@@ -81,6 +84,23 @@ int wait_for_the_end(int me) {
   return 0;
 }
 
+// A lost link between live processes: every TCP socket of this process
+// (the rendezvous is a Unix socket) shut down both ways; how many.
+int shut_down_tcp_sockets() {
+  int cut = 0;
+  for (int fd = 3; fd < 4096; ++fd) {
+    sockaddr_storage address{};
+    socklen_t length = sizeof address;
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) != 0) continue;
+    if (address.ss_family != AF_INET && address.ss_family != AF_INET6) continue;
+    int listening = 0;
+    socklen_t size = sizeof listening;
+    if (::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) == 0 && listening) continue;  // no link
+    cut += ::shutdown(fd, SHUT_RDWR) == 0;
+  }
+  return cut;
+}
+
 int signal_of(std::string_view name) {
   if (name == "KILL") return SIGKILL;
   if (name == "SEGV") return SIGSEGV;
@@ -138,6 +158,16 @@ int run_modes(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::seconds(a));
   } else if (mode == "bad-token") {
     if (me == 0 && knock_with_wrong_token() != 0) return 1;
+  } else if (mode == "cut") {
+    if (me == a) {
+      fmt::print("rank {} cuts its connections\n", me);
+      std::fflush(stdout);
+      const int cut = shut_down_tcp_sockets();
+      if (cut == 0) fmt::print("rank {}: no TCP socket to cut\n", me);
+      std::this_thread::sleep_for(std::chrono::seconds(30));
+      return 0;
+    }
+    return wait_for_the_end(me);
   } else if (mode == "silent-client") {
     const int fd = me == 0 ? connect_to_rendezvous() : -1;
     std::this_thread::sleep_for(std::chrono::seconds(30));

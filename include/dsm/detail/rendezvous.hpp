@@ -58,6 +58,13 @@ inline constexpr const char* env_ranks = "DSM_RANKS";
 inline constexpr std::uint32_t notice_goodbye = 1;
 inline constexpr std::uint32_t notice_gave_up = 2;
 inline constexpr std::uint32_t notice_ending = 3;
+// A rank's connection to rank `rank` failed (the text says how): dsmrun,
+// which knows whether that rank's process ended and how, answers with
+// notice_ending, or notice_peer_finished, or ends the job itself when the
+// rank still runs (a connection lost between live ranks).
+inline constexpr std::uint32_t notice_lost_peer = 4;
+// Rank `rank` finished the job: its connections' end is no failure.
+inline constexpr std::uint32_t notice_peer_finished = 5;
 inline constexpr std::uint32_t notice_no_rank = 0xffffffff;
 inline constexpr std::size_t max_notice_text_bytes = 4096;
 
@@ -216,7 +223,7 @@ class notice_reader {
   std::optional<notice> next() {
     if (buffer_.size() < 12) return std::nullopt;
     const std::uint32_t kind = u32_at(0), rank = u32_at(4), length = u32_at(8);
-    if (kind < notice_goodbye || kind > notice_ending || length > max_notice_text_bytes)
+    if (kind < notice_goodbye || kind > notice_peer_finished || length > max_notice_text_bytes)
       throw error(errc::protocol, fmt::format("rendezvous: a notice of kind {} with {} bytes of text", kind, length));
     if (buffer_.size() < 12 + std::size_t{length}) return std::nullopt;
     notice n{kind, rank, std::string(reinterpret_cast<const char*>(buffer_.data() + 12), length)};

@@ -12,6 +12,8 @@
 #include <dsm/transport/clock.hpp>
 #include <dsm/transport/worker.hpp>
 
+#include <fmt/format.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -42,6 +44,9 @@ class launcher_link {
     tell({rendezvous::notice_gave_up, awaited < 0 ? rendezvous::notice_no_rank : static_cast<std::uint32_t>(awaited),
           text});
   }
+  // This rank's connection to `peer` failed (`how`): dsmrun answers with
+  // that rank's fate (see rendezvous::notice_lost_peer).
+  void lost_peer(std::uint32_t peer, const std::string& how) { tell({rendezvous::notice_lost_peer, peer, how}); }
   // From here on, the connection's end is this rank's own doing.
   void leaving() noexcept { leaving_ = true; }
   // Whether dsmrun announced the job's end (it needs no report of it).
@@ -74,6 +79,10 @@ class launcher_link {
           told_ending_ = true;
           worker_.fail_job(errc::peer_failure, std::move(n->text),
                            n->rank == rendezvous::notice_no_rank ? transport::no_peer : static_cast<int>(n->rank));
+        } else if (n->kind == rendezvous::notice_peer_finished) {
+          worker_.withdraw_failure_soon(static_cast<int>(n->rank));
+        } else {
+          throw error(errc::protocol, fmt::format("dsmrun sent a rank notice kind {}", n->kind));
         }
     } catch (const error& e) {
       worker_.fail_job(errc::protocol, e.message());

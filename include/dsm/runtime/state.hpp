@@ -1173,10 +1173,13 @@ class runtime_state final : public collective_transport {
 
   // UCX's error callback: rank r's endpoint failed. Expected of a rank
   // that finished (its endpoints close) and once this rank is leaving.
-  // Under dsmrun, which knows how the rank ended, its word is awaited a
-  // moment first: up to a second, as on a loaded machine (ranks polling on
-  // every core) the launcher may take some hundred milliseconds to be
-  // scheduled; its word normally comes at once and ends the wait.
+  // Under dsmrun, whose child every rank is, dsmrun is asked: it knows
+  // whether r's process ended and how, and answers in every case (the
+  // job's end naming how r ended, r finished, or r still runs and the job
+  // ends as a lost connection), however late it is scheduled. Without its
+  // answer (dsmrun stopped) the failure takes effect after
+  // lost_peer_fallback.
+  static constexpr std::chrono::seconds lost_peer_fallback{10};
   void on_peer_error(std::size_t r, ucs_status_t status) {
     if (r == rank() || finished_peers_[r]) return;
     gone_peers_[r] = 1;
@@ -1185,9 +1188,10 @@ class runtime_state final : public collective_transport {
     auto text = fmt::format("rank {}{} is unreachable ({}): it ended without leaving the job (killed, crashed or "
                             "exited early), or its machine is gone",
                             r, elsewhere ? " on " + peers_[r].host_name : std::string(), ucs_status_string(status));
-    if (membership_.rendezvous_fd >= 0)
-      worker_.fail_job_soon(errc::peer_failure, std::move(text), static_cast<int>(r), std::chrono::milliseconds(1000));
-    else
+    if (membership_.rendezvous_fd >= 0) {
+      worker_.fail_job_soon(errc::peer_failure, std::move(text), static_cast<int>(r), lost_peer_fallback);
+      launcher_->lost_peer(static_cast<std::uint32_t>(r), ucs_status_string(status));
+    } else
       worker_.fail_job(errc::peer_failure, std::move(text), static_cast<int>(r));
   }
 

@@ -171,6 +171,12 @@ class worker {
     if (failed_.load(std::memory_order_relaxed) || soon_) return;
     soon_ = {category, std::move(message), culprit, clock_type::now() + delay};
   }
+  // The failure due soon that blames `culprit` does not happen (the
+  // launcher said that rank finished).
+  void withdraw_failure_soon(int culprit) {
+    const std::lock_guard g{failure_mutex_};
+    if (soon_ && soon_->culprit == culprit) soon_.reset();
+  }
   bool job_failed() const noexcept { return failed_.load(std::memory_order_acquire); }
   // What kind of failure it is (peer_failure: learnt from elsewhere).
   errc failure_category() const {
