@@ -34,7 +34,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     notices.feed(bytes.first(bytes.size() / 3));
     notices.feed(bytes.subspan(bytes.size() / 3));
     while (const auto n = notices.next())
-      if (n->kind < rv::notice_goodbye || n->kind > rv::notice_ending || n->text.size() > rv::max_notice_text_bytes)
+      if (n->kind < rv::notice_goodbye || n->kind > rv::notice_last_kind || n->text.size() > rv::max_notice_text_bytes)
         std::abort();
   } catch (const dsm::error& e) {
     if (e.category() != dsm::errc::protocol) std::abort();

@@ -22,6 +22,16 @@ std::uint64_t value_of(std::size_t i, int round) { return i * 2654435761u + stat
 
 std::uint64_t misses(dsm::shared_array<std::uint64_t, pc>& a) { return a.policy_state().stats().misses; }
 
+// Collective: whether every rank's copy of every unit it does not home is
+// subscribed (the home pushes to it). Subscriptions reach the homes late
+// on a loaded machine, so tests that count pushes wait for this first.
+bool all_subscribed(dsm::shared_array<std::uint64_t, pc>& a) {
+  const auto& s = a.policy_state();
+  std::uint64_t missing = 0;
+  for (std::size_t u = 0; u < s.units().units(); ++u) missing += !s.copies().is_home(u) && !s.subscribed(u);
+  return dsm::allreduce(missing) == 0;
+}
+
 // Each round every home rewrites its elements (through local(), element
 // writes or put, in turn); after the barrier every rank reads every element
 // (element reads, a bulk get or a span, in turn) and finds that round's
@@ -64,12 +74,6 @@ void updates_visible(Layout layout, dsm::unit_size unit, std::size_t n) {
   if (p > 1) CHECK(dsm::allreduce(a.policy_state().stats().updates) > 0u);
   // However late subscriptions reach the homes, every rank's copies end up
   // pushed (a bounded number of rounds); from then on nobody misses.
-  auto all_subscribed = [&] {
-    const auto& s = a.policy_state();
-    std::uint64_t missing = 0;
-    for (std::size_t u = 0; u < s.units().units(); ++u) missing += !s.copies().is_home(u) && !s.subscribed(u);
-    return dsm::allreduce(missing) == 0;
-  };
   int round = 8;
   auto one_round = [&] {
     std::size_t l = 0;
@@ -81,7 +85,7 @@ void updates_visible(Layout layout, dsm::unit_size unit, std::size_t n) {
     dsm::barrier();
     ++round;
   };
-  while (round < 100 && !all_subscribed()) one_round();
+  while (round < 100 && !all_subscribed(a)) one_round();
   CHECK(round < 100);
   const auto misses_subscribed = misses(a);
   for (int k = 0; k < 3; ++k) one_round();
@@ -90,7 +94,8 @@ void updates_visible(Layout layout, dsm::unit_size unit, std::size_t n) {
 
 // Part of a unit changes (its middle elements), and another unit is changed
 // and changed back within one interval: readers see exactly the home's
-// final bytes; the pushes moved only what changed.
+// final bytes; once every copy is subscribed (its first push is whole),
+// the pushes move only what changed.
 void partial_changes() {
   const int me = dsm::rank(), p = dsm::ranks();
   const std::size_t per = 512;  // 8 units of 64 elements per rank
@@ -101,7 +106,8 @@ void partial_changes() {
   };
   auto local = a.local();
   for (std::size_t k = 0; k < per; ++k) local[k] = value_of(static_cast<std::size_t>(me) * per + k, 0);
-  for (int round = 0; round < 6; ++round) {
+  int round = 0;
+  auto one_round = [&] {
     if (round > 0) {
       for (std::size_t k = 70; k < 75; ++k) local[k] = value_of(static_cast<std::size_t>(me) * per + k, round);
       for (std::size_t k = 128; k < 192; ++k) local[k] = 0xdead;  // changed and changed back
@@ -112,14 +118,22 @@ void partial_changes() {
     for (std::size_t i = 0; i < a.size(); ++i) wrong += a[i] != expect(i, round);
     CHECK_EQ(wrong, 0u);
     dsm::barrier();
-  }
+    ++round;
+  };
+  while (round < 6) one_round();
+  if (p == 1) return;
+  while (round < 100 && !all_subscribed(a)) one_round();
+  CHECK(round < 100);
   const auto& s = a.policy_state().stats();
-  if (p > 1) {
-    // After the first whole pushes, 5 elements of one unit per round and reader.
-    const auto bytes = dsm::allreduce(s.update_bytes), updates = dsm::allreduce(s.updates);
-    CHECK(updates > 0u);
-    CHECK(bytes < updates * 512);
-  }
+  const auto bytes_before = dsm::allreduce(s.update_bytes), updates_before = dsm::allreduce(s.updates);
+  for (int k = 0; k < 3; ++k) one_round();
+  // Per round, home and reader: one unit with 5 changed elements (at most
+  // 40 of its 512 bytes), nothing for the unit changed back.
+  const auto bytes = dsm::allreduce(s.update_bytes) - bytes_before;
+  const auto updates = dsm::allreduce(s.updates) - updates_before;
+  CHECK_EQ(updates, 3u * static_cast<std::uint64_t>(p) * static_cast<std::uint64_t>(p - 1));
+  CHECK(bytes > 0u);
+  CHECK(bytes <= updates * 5 * sizeof(std::uint64_t));
 }
 
 // A reader that stops reading a unit drops out of its copyset (after an

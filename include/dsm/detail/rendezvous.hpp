@@ -65,6 +65,8 @@ inline constexpr std::uint32_t notice_ending = 3;
 inline constexpr std::uint32_t notice_lost_peer = 4;
 // Rank `rank` finished the job: its connections' end is no failure.
 inline constexpr std::uint32_t notice_peer_finished = 5;
+// The kinds a reader accepts: notice_goodbye .. notice_last_kind.
+inline constexpr std::uint32_t notice_last_kind = notice_peer_finished;
 inline constexpr std::uint32_t notice_no_rank = 0xffffffff;
 inline constexpr std::size_t max_notice_text_bytes = 4096;
 
@@ -223,7 +225,7 @@ class notice_reader {
   std::optional<notice> next() {
     if (buffer_.size() < 12) return std::nullopt;
     const std::uint32_t kind = u32_at(0), rank = u32_at(4), length = u32_at(8);
-    if (kind < notice_goodbye || kind > notice_peer_finished || length > max_notice_text_bytes)
+    if (kind < notice_goodbye || kind > notice_last_kind || length > max_notice_text_bytes)
       throw error(errc::protocol, fmt::format("rendezvous: a notice of kind {} with {} bytes of text", kind, length));
     if (buffer_.size() < 12 + std::size_t{length}) return std::nullopt;
     notice n{kind, rank, std::string(reinterpret_cast<const char*>(buffer_.data() + 12), length)};
