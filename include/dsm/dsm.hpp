@@ -15,6 +15,8 @@
 #include <dsm/rma_noncontiguous.hpp>
 #include <dsm/lock.hpp>
 #include <dsm/signal.hpp>
+#include <dsm/rpc.hpp>
+#include <dsm/dist_object.hpp>
 #include <dsm/distribution.hpp>
 #include <dsm/coherence/direct.hpp>
 #include <dsm/coherence/migratory.hpp>

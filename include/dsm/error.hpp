@@ -31,6 +31,7 @@ enum class errc {
   protocol,             // a malformed or unexpected message was rejected
   collective_mismatch,  // ranks entered different collectives at the same point
   internal,             // a broken invariant inside dsm
+  rpc_exception,        // the function an RPC ran threw something other than a dsm::error
 };
 
 constexpr std::string_view to_string(errc c) noexcept {
@@ -51,6 +52,7 @@ constexpr std::string_view to_string(errc c) noexcept {
     case errc::protocol: return "protocol";
     case errc::collective_mismatch: return "collective mismatch";
     case errc::internal: return "internal";
+    case errc::rpc_exception: return "rpc exception";
   }
   return "unknown";
 }

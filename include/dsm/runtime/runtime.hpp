@@ -123,6 +123,7 @@ class runtime {
     ++detail::runtimes_made();
     detail::current_runtime() = state_.get();
     detail::on_runtime_thread = true;
+    state_->open_for_rpcs();
     static const bool registered = std::atexit(&detail::leave_at_exit) == 0;
     (void)registered;
   }
@@ -155,7 +156,8 @@ inline bool mixed_isa() { return detail::rt().mixed_isa(); }
 inline void fence() { detail::rt().fence(); }
 // Lets the runtime serve what has arrived (remote writes over TCP, messages).
 // For code that polls its own memory for a peer's write.
-inline void progress() { detail::rt().worker().progress(); }
+// Also runs the RPCs that arrived for this rank.
+inline void progress() { detail::rt().progress(); }
 
 template <class T>
 concept collective_value = std::is_trivially_copyable_v<T> && !std::is_pointer_v<T>;

@@ -11,6 +11,7 @@
 #include <dsm/arch/isa.hpp>
 #include <dsm/detail/calling_rank.hpp>
 #include <dsm/detail/local_segments.hpp>
+#include <dsm/detail/rpc_registry.hpp>
 #include <dsm/detail/segment_record.hpp>
 #include <dsm/error.hpp>
 #include <dsm/runtime/bootstrap.hpp>
@@ -21,6 +22,7 @@
 #include <dsm/runtime/rank_lock.hpp>
 #include <dsm/runtime/memory_limits.hpp>
 #include <dsm/runtime/peer_watch.hpp>
+#include <dsm/runtime/rpc_service.hpp>
 #include <dsm/runtime/settings.hpp>
 #include <dsm/runtime/stats.hpp>
 #include <dsm/runtime/team_state.hpp>
@@ -60,7 +62,13 @@ enum message_id : unsigned {
   msg_object = 6,        // word: object id, then two words the object defines
   msg_leaving = 7,       // word: how (leaving_finished or leaving_failed), relayed (1: why is another's failure), 0; payload: why
   msg_job_failed = 8,    // word: the failure's category (errc), 0, 0; payload: what failed (a collective mismatch)
+  msg_rpc = 9,           // word: call id (0: fire and forget), function key, invoker offset; payload: arguments
+  msg_rpc_reply = 10,    // word: call id, status (rpc_ok or 1 + errc), 0; payload: result, or the error's text
 };
+
+// How many RPC functions this thread is running (collectives are refused
+// inside one).
+constinit inline thread_local int rpc_body_depth = 0;
 
 // How a rank leaves the job, as it tells its peers.
 inline constexpr std::uint64_t leaving_finished = 0;  // after the final barrier: its endpoints close next
@@ -147,11 +155,12 @@ class runtime_state final : public collective_transport {
     }
     // Under threads::multiple, only when the rank lock is free or this
     // thread's (the pending calls are the rank's state).
+    // RPCs that arrived run here too, on the program's thread.
     worker_.on_wait([this] {
-      if (!multithreaded) return advance_pending();
-      if (!the_rank_lock().try_lock()) return;
+      if (multithreaded && !the_rank_lock().try_lock()) return;
       advance_pending();
-      the_rank_lock().unlock();
+      serve_rpcs();
+      if (multithreaded) the_rank_lock().unlock();
     });
     finished_peers_.assign(membership_.ranks, 0);
     gone_peers_.assign(membership_.ranks, 0);
@@ -347,6 +356,103 @@ class runtime_state final : public collective_transport {
     throw error(errc::protocol, fmt::format("message for object {}, which this rank never created", h.word[0]));
   }
 
+  // ---- RPC ----------------------------------------------------------------
+
+  rpc_service& rpc() noexcept { return rpc_; }
+  // Whether rank r runs this rank's binary (the same build of the program):
+  // then code is named by its offset in the executable.
+  bool same_program(std::uint32_t r) const noexcept { return peers_[r].program == peers_[rank()].program; }
+
+  // Sends a call to `to` (this rank's own waits in its queue like any other).
+  void post_rpc(std::uint32_t to, std::uint64_t id, std::uint64_t key, std::uint64_t invoker_offset,
+                std::span<const std::byte> arguments) {
+    ++stats_.rpcs;
+    if (to == rank())
+      return rpc_.deposit_request({to, id, key, invoker_offset, {arguments.begin(), arguments.end()}},
+                                  [this](bool armed) { worker_.arm_wait_hook(armed); });
+    messages_.send(*endpoints_, to, msg_rpc, {0, 0, {id, key, invoker_offset}}, arguments);
+  }
+
+  // Progresses the worker once and runs what waits for this rank: RPCs
+  // that arrived, non-blocking collectives (dsm::progress()).
+  void progress() { worker_.progress_and_serve(); }
+
+  // From when dsm::runtime has published this state (the bodies call
+  // dsm): until then requests wait (a rank still in its start-up barrier
+  // while a faster one already calls it).
+  void open_for_rpcs() noexcept { open_for_rpcs_ = true; }
+
+  // Runs the RPCs that arrived (the wait hook, on the program's thread).
+  void serve_rpcs() noexcept {
+    if (!open_for_rpcs_) return;
+    for (rpc_incoming& r : rpc_.take_requests()) serve(r);
+    rearm_wait_hook();
+  }
+
+ private:
+  // The worker's waits run the hook while collectives are pending or
+  // requests are queued.
+  void rearm_wait_hook() {
+    rpc_.rearm(!pending_.empty(), [this](bool armed) { worker_.arm_wait_hook(armed); });
+  }
+
+  void serve(rpc_incoming& r) noexcept {
+    std::uint64_t status = rpc_ok;
+    std::vector<std::byte> result;
+    std::string function = "an unknown function";
+    try {
+      const bool same = same_program(r.source);
+      const rpc_entry& e = rpc_registry::instance().find(r.key, r.invoker_offset, same);
+      function = e.name;
+      ++stats_.rpcs_served;
+      ++rpc_body_depth;
+      struct leave_body {
+        ~leave_body() { --rpc_body_depth; }
+      } left;
+      result = e.invoke({r.source, same, r.arguments});
+      if (result.size() > max_rpc_bytes)
+        throw error(errc::invalid_argument,
+                    fmt::format("its result takes {} bytes, more than an RPC carries ({})", result.size(), max_rpc_bytes));
+    } catch (const error& e) {
+      if (e.category() == errc::protocol) messages_.reject("rpc", r.source, e);
+      status = 1 + static_cast<std::uint64_t>(e.category());
+      result = text_bytes(e.message());
+    } catch (const std::exception& e) {
+      status = 1 + static_cast<std::uint64_t>(errc::rpc_exception);
+      result = text_bytes(fmt::format("{} threw: {}", function, e.what()));
+    } catch (...) {
+      status = 1 + static_cast<std::uint64_t>(errc::rpc_exception);
+      result = text_bytes(fmt::format("{} threw something that is not a std::exception", function));
+    }
+    if (r.id == 0) {
+      // Nobody waits for a fire-and-forget call: its failure ends the job,
+      // as an exception escaping a thread ends the process.
+      if (status == rpc_ok) return;
+      const std::string_view text(reinterpret_cast<const char*>(result.data()), result.size());
+      try {
+        worker_.fail_job(static_cast<errc>(status - 1),
+                         fmt::format("an rpc_ff from rank {} failed on rank {}: {}", r.source, rank(), text),
+                         static_cast<int>(rank()));
+      } catch (const std::exception& e) {
+        fmt::print(stderr, "dsm: rank {}: an rpc_ff from rank {} failed ({}), and ending the job failed: {}\n", rank(),
+                   r.source, text, e.what());
+      }
+      return;
+    }
+    try {
+      if (r.source == rank()) return rpc_.deposit_reply(rank(), r.id, status, result);
+      messages_.send(*endpoints_, r.source, msg_rpc_reply, {0, 0, {r.id, status, 0}}, result);
+    } catch (const std::exception& e) {
+      // The caller is gone: its rank's failure is the job's news.
+      fmt::print(stderr, "dsm: rank {}: the reply to rank {}'s rpc was not sent: {}\n", rank(), r.source, e.what());
+    }
+  }
+  static std::vector<std::byte> text_bytes(std::string_view text) {
+    const auto* p = reinterpret_cast<const std::byte*>(text.data());
+    return {p, p + text.size()};
+  }
+
+ public:
   // Every rank (of team t) has reached this point; no participant hook
   // runs (for collective set-up that must not publish or drop anything).
   void synchronize() { synchronize(world_); }
@@ -359,6 +465,11 @@ class runtime_state final : public collective_transport {
   // rank, when one is: the signature of a shared_array's construction
   // covers the allocations inside it).
   collective_call begin(team_state& t, collective_kind kind, std::string signature) {
+    if (rpc_body_depth > 0) [[unlikely]]
+      throw error(errc::contract_violation,
+                  fmt::format("{} called inside an RPC's function: the other ranks are not at the same point "
+                              "(an RPC runs whenever its target waits); call collectives from the program itself",
+                              operations_.empty() ? signature : operations_.front()));
     ++stats_.collectives;
     collective_call c;
     c.via = this;
@@ -437,7 +548,7 @@ class runtime_state final : public collective_transport {
     p.call = last_begun_;
     pending_.push_back(&p);
     advance(p);
-    worker_.arm_wait_hook(!pending_.empty());
+    rearm_wait_hook();
   }
   // Drives p to its end and forgets it; its error, if any, is thrown.
   void finish(pending_collective& p) {
@@ -467,7 +578,7 @@ class runtime_state final : public collective_transport {
   }
   void forget(pending_collective& p) noexcept {
     std::erase(pending_, &p);
-    worker_.arm_wait_hook(!pending_.empty());
+    rearm_wait_hook();
   }
 
   // Collective operations (a shared_array's construction, say) name the
@@ -977,14 +1088,16 @@ class runtime_state final : public collective_transport {
   struct peer_record {
     std::uint32_t isa;
     std::uint32_t reserved;
+    std::uint64_t program;  // program_image's identity: which binary
     std::uint64_t segment_limit;
     std::uint64_t host;  // host_identity()
     watch_contact watch;
     std::array<char, 64> host_name;  // for messages; NUL-terminated
   };
-  static_assert(sizeof(peer_record) == 120 && std::is_trivially_copyable_v<peer_record>);
+  static_assert(sizeof(peer_record) == 128 && std::is_trivially_copyable_v<peer_record>);
   struct peer {
     arch::isa isa;
+    std::uint64_t program;
     std::uint64_t segment_limit;
     std::uint64_t host;
     std::string host_name;
@@ -1015,8 +1128,8 @@ class runtime_state final : public collective_transport {
 
   void learn_peers() {
     const std::string host_name = this_host_name();
-    peer_record mine{static_cast<std::uint32_t>(arch::host_isa), 0, segment_limit(settings_), host_identity(host_name),
-                     watch_.contact(), {}};
+    peer_record mine{static_cast<std::uint32_t>(arch::host_isa), 0, program_image::self().identity(),
+                     segment_limit(settings_), host_identity(host_name), watch_.contact(), {}};
     host_name.copy(mine.host_name.data(), mine.host_name.size() - 1);
     std::vector<std::byte> record(sizeof mine);
     std::memcpy(record.data(), &mine, sizeof mine);
@@ -1032,7 +1145,7 @@ class runtime_state final : public collective_transport {
         throw error(errc::protocol, fmt::format("rank {} names ISA {} and a segment limit of {} bytes", r, rec.isa,
                                                 rec.segment_limit));
       rec.host_name.back() = '\0';
-      known.push_back({static_cast<arch::isa>(rec.isa), rec.segment_limit, rec.host, rec.host_name.data()});
+      known.push_back({static_cast<arch::isa>(rec.isa), rec.program, rec.segment_limit, rec.host, rec.host_name.data()});
       contacts.push_back(rec.watch);
     }
     std::vector<std::uint64_t> hosts;
@@ -1089,6 +1202,16 @@ class runtime_state final : public collective_transport {
       worker_.fail_job(errc::collective_mismatch,
                        std::string(reinterpret_cast<const char*>(payload.data()), payload.size()),
                        static_cast<int>(h.source_rank));
+    });
+    messages_.on(msg_rpc, "rpc", [this](const transport::message_header& h, std::span<const std::byte> payload) {
+      if (payload.size() > max_rpc_bytes)
+        throw error(errc::protocol, fmt::format("rpc {} with {} bytes of arguments", h.word[0], payload.size()));
+      rpc_.deposit_request({h.source_rank, h.word[0], h.word[1], h.word[2], {payload.begin(), payload.end()}},
+                           [this](bool armed) { worker_.arm_wait_hook(armed); });
+    });
+    messages_.on(msg_rpc_reply, "rpc reply", [this](const transport::message_header& h, std::span<const std::byte> payload) {
+      if (h.word[2] != 0) throw error(errc::protocol, fmt::format("rpc reply {} with word {:#x}", h.word[0], h.word[2]));
+      rpc_.deposit_reply(h.source_rank, h.word[0], h.word[1], payload);
     });
     messages_.on(msg_rkey_request, "rkey request", [this](const transport::message_header& h, std::span<const std::byte> payload) {
       const std::uint64_t id = h.word[1], generation = h.word[2];
@@ -1248,6 +1371,8 @@ class runtime_state final : public collective_transport {
   std::map<std::uint64_t, registered_object> objects_;
   std::set<std::uint64_t> retired_objects_;
   std::atomic<std::uint64_t> late_object_messages_{0};
+  rpc_service rpc_;
+  bool open_for_rpcs_ = false;
   runtime_stats stats_;
 };
 

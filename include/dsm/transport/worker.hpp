@@ -239,6 +239,14 @@ class worker {
     }
   }
 
+  // progress(), then the wait hook if armed (dsm::progress(): a program's
+  // own polling serves what its waits would).
+  unsigned progress_and_serve() {
+    const unsigned events = progress();
+    if (wait_hook_armed_.load(std::memory_order_relaxed)) run_wait_hook();
+    return events;
+  }
+
   // Runs during every wait on this thread while armed (the runtime's
   // non-blocking collectives); not within itself.
   void on_wait(std::function<void()> hook) { wait_hook_ = std::move(hook); }
