@@ -5,7 +5,9 @@
 //   get  runs       one get per run of adjacent elements, one flush
 //   get  covering   one get of the whole span, the elements picked out
 //   get  automatic  what rget_strided chooses (detail::covers)
-//   put  runs       one put per run, one flush (the only way for a put)
+//   put  runs       one put per run, one flush
+//   put  packed     the runs in one message the target copies out, answered
+//   put  automatic  what rput_strided chooses (detail::packs)
 //
 // raw is the per-element way without dsm: one ucp_get_nbx/ucp_put_nbx per
 // element, then an endpoint flush; contiguous is raw UCP moving the same
@@ -115,8 +117,16 @@ int main(int argc, char** argv) {
         });
         row("get", name, t, raw_get, contiguous_get);
       }
-      const double put = us([&] { dsm::rput_strided(local.data(), 1, target, stride, n).wait(); });
-      row("put", "runs", put, raw_put, contiguous_put);
+      using dsm::detail::put_strategy;
+      const std::pair<const char*, put_strategy> put_strategies[] = {
+          {"runs", put_strategy::runs}, {"packed", put_strategy::packed}, {"automatic", put_strategy::automatic}};
+      for (const auto& [name, strategy] : put_strategies) {
+        const double t = us([&] {
+          dsm::detail::put_pattern(local.data(), target, dsm::detail::strided_pattern{n, stride, 1}, "bench", strategy)
+              .wait();
+        });
+        row("put", name, t, raw_put, contiguous_put);
+      }
     }
   }
   dsm::barrier();

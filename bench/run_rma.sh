@@ -49,18 +49,32 @@ done
 
 # Strided transfers: for each transport, the per-run cost and where
 # fetching the whole span stops beating one get per run; the crossover is
-# what detail::covers's covering_bytes_per_run_* constants should say.
+# what detail::covers's covering_bytes_per_run_* constants should say; and
+# where a packed put beats one put per run (detail::packs).
 for transport in shm tcp; do
   "$build/tools/dsmrun" --transport "$transport" --timeout 900 -n 2 "$build/bench/rma_noncontiguous" --reps 5 \
     > "$out/rma_noncontiguous_$transport.csv"
   echo "== strided, $transport ($out/rma_noncontiguous_$transport.csv)"
   awk -F, 'NR > 1 && $3 == "get" { t[$5, $4] = $8; b[$5] = $7 / $6; if (!($5 in seen)) { seen[$5] = 1; order[++n] = $5 } }
-           NR > 1 && $3 == "put" { p[$5] = $11 }
+           NR > 1 && $3 == "put" { p[$5, $4] = $8 }
     END {
-      printf "%8s %12s %10s %12s %10s %14s\n", "stride", "bytes/run", "runs us", "covering us", "auto us", "put vs raw"
+      printf "%8s %12s %10s %12s %10s %12s %12s %10s\n", "stride", "bytes/run", "runs us", "covering us", "auto us",
+             "put runs us", "packed us", "auto us"
       for (i = 1; i <= n; ++i) { s = order[i]
-        printf "%8d %12d %10.2f %12.2f %10.2f %13.2fx\n", s, b[s], t[s, "runs"], t[s, "covering"], t[s, "automatic"], p[s]
-        if (i > 1 && t[s, "covering"] < t[s, "runs"]) last = b[s] }
+        printf "%8d %12d %10.2f %12.2f %10.2f %12.2f %12.2f %10.2f\n", s, b[s], t[s, "runs"], t[s, "covering"],
+               t[s, "automatic"], p[s, "runs"], p[s, "packed"], p[s, "automatic"]
+        if (i > 1 && t[s, "covering"] < t[s, "runs"]) last = b[s]
+        if (i > 1) { packed_wins += p[s, "packed"] < p[s, "runs"]; strided++ } }
       printf "covering beats one get per run up to %d bytes per run\n", last
+      printf "a packed put beats one put per run at %d of %d strides\n", packed_wins, strided
     }' "$out/rma_noncontiguous_$transport.csv"
+  # Where packing starts to pay, by the number of runs (single-element runs, stride 2).
+  echo "== packed puts by runs, $transport"
+  for runs in 2 4 8 16 64; do
+    "$build/tools/dsmrun" --transport "$transport" --timeout 900 -n 2 "$build/bench/rma_noncontiguous" --reps 9 \
+      --elements "$runs" --max-stride 2 |
+      awk -F, -v runs="$runs" '$3 == "put" && $5 == 2 { t[$4] = $8 }
+        END { printf "%4d runs: one put per run %8.2f us, packed %8.2f us: %.2fx\n", runs, t["runs"], t["packed"],
+                     t["packed"] / t["runs"] }'
+  done
 done

@@ -8,13 +8,15 @@
 // How they travel: the elements form runs, adjacent remotely and locally,
 // and each run is one put or get. A get whose elements lie densely in
 // their span instead fetches the span once into a buffer and picks them
-// out (bench/rma_noncontiguous measured where that wins). Puts always go
-// run by run: writing a span would overwrite the gaps, and packing for the
-// target to unpack needs the target's CPU, which a one-sided put never
-// waits for.
+// out (bench/rma_noncontiguous measured where that wins). A put of many
+// runs to a rank reached over the network instead packs them into one
+// message that the target copies out (its progress serves it; the future
+// is its answer), where bench/rma_noncontiguous measured that faster; a
+// put never writes a span (the gaps are other ranks').
 #pragma once
 
 #include <dsm/rma.hpp>
+#include <dsm/runtime/reply_future.hpp>
 
 #include <algorithm>
 #include <cstddef>
@@ -24,6 +26,7 @@
 #include <memory>
 #include <span>
 #include <type_traits>
+#include <vector>
 
 namespace dsm {
 
@@ -118,8 +121,47 @@ struct landing_buffer {
   }
 };
 
+// A put packs its runs into one message when the target is reached over
+// the network and it has at least this many runs (bench/rma_noncontiguous);
+// over shared memory a run's put costs less than a message's handling.
+inline constexpr std::size_t packed_put_min_runs = 2;
+
+enum class put_strategy { automatic, runs, packed };
+
+inline bool packs(std::size_t runs, std::uint64_t payload_bytes, bool shared_memory) {
+  return !shared_memory && runs >= packed_put_min_runs && payload_bytes + runs * packed_run_bytes <= max_rpc_bytes;
+}
+
+// One message: the runs (byte offset from the segment's start, bytes),
+// then their bytes in order (detail/packed_runs.hpp).
 template <class T, class Pattern>
-future<> put_pattern(const T* src, global_ptr<T> dst, const Pattern& p, const char* operation) {
+future<> put_packed(runtime_state& r, const T* src, global_ptr<T> dst, const Pattern& p, std::size_t runs,
+                    const char* operation) {
+  std::vector<std::byte> payload(runs * packed_run_bytes + std::size_t{p.count} * sizeof(T));
+  std::byte* table = payload.data();
+  std::byte* data = table + runs * packed_run_bytes;
+  for_each_run(p, [&](std::size_t remote, std::size_t local, std::size_t n) {
+    const packed_run run{dst.byte_offset() + remote * sizeof(T), n * sizeof(T)};
+    std::memcpy(table, &run, packed_run_bytes);
+    table += packed_run_bytes;
+    std::memcpy(data, src + local, n * sizeof(T));
+    data += n * sizeof(T);
+  });
+  const std::uint32_t target = dst.home_rank();
+  const std::uint64_t id = r.rpc().expect_reply(target, true);
+  try {
+    r.post_packed_put(target, id, dst.segment(), dst.generation(), runs, payload);
+  } catch (...) {
+    r.rpc().forget(id);
+    throw;
+  }
+  return reply_future<void>(r, id, static_cast<int>(target),
+                            fmt::format("{} to rank {} ({} runs packed)", operation, target, runs));
+}
+
+template <class T, class Pattern>
+future<> put_pattern(const T* src, global_ptr<T> dst, const Pattern& p, const char* operation,
+                     put_strategy strategy = put_strategy::automatic) {
   const std::size_t extent = remote_extent<T>(p, operation);
   const std::uint64_t span_bytes = element_bytes<T>(extent, operation);
   if (p.count == 0) return {};
@@ -131,7 +173,13 @@ future<> put_pattern(const T* src, global_ptr<T> dst, const Pattern& p, const ch
         });
         return future<>{};
       },
-      [&](runtime_state& r, const transport::remote_address& to) {
+      [&](runtime_state& r, const transport::remote_address& to) -> future<> {
+        if (strategy != put_strategy::runs) {
+          const std::size_t runs = count_runs(p);
+          if (strategy == put_strategy::packed ||
+              packs(runs, std::uint64_t{p.count} * sizeof(T), r.shares_memory_with(static_cast<std::uint32_t>(to.rank))))
+            return put_packed(r, src, dst, p, runs, operation);
+        }
         return transport::post_then_flush(r.worker(), r.endpoints(), to.rank, operation,
                                           [&](ucp_ep_h ep, ucp_request_param_t& param, auto&& issued) {
                                             for_each_run(p, [&](std::size_t remote, std::size_t local, std::size_t n) {

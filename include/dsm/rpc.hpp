@@ -11,6 +11,7 @@
 #include <dsm/detail/rpc_registry.hpp>
 #include <dsm/detail/type_name.hpp>
 #include <dsm/global_ptr.hpp>
+#include <dsm/runtime/reply_future.hpp>
 #include <dsm/runtime/runtime.hpp>
 #include <dsm/transport/future.hpp>
 
@@ -164,53 +165,6 @@ struct rpc_function {
       rpc_registry::instance().add(type_name<rpc_function>(), type_name<C>(), &invoke);
 };
 
-// The caller's future of an RPC's result.
-template <class R>
-class rpc_result final : public deferred<R> {
- public:
-  rpc_result(runtime_state& rt, std::uint64_t id, int target, std::string_view function)
-      : rt_(rt), id_(id), target_(target), function_(function) {}
-  ~rpc_result() override {
-    if (!reply_) rt_.rpc().forget(id_);
-  }
-  bool advance() override {
-    if (!reply_) reply_ = rt_.rpc().take_reply(id_);
-    return reply_.has_value();
-  }
-  R take() override {
-    if (reply_->status != rpc_ok) {
-      const auto& bytes = reply_->bytes;
-      throw error(static_cast<errc>(reply_->status - 1),
-                  fmt::format("rpc to rank {} ({}): {}", target_, function_,
-                              std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size())));
-    }
-    if constexpr (std::is_void_v<R>) {
-      if (!reply_->bytes.empty())
-        throw error(errc::protocol, fmt::format("rpc to rank {} ({}): a result of {} bytes for a void function", target_,
-                                                function_, reply_->bytes.size()));
-    } else {
-      R value{};
-      load_values(reply_->bytes, fmt::format("the result of rpc to rank {} ({})", target_, function_), value);
-      return value;
-    }
-  }
-  std::string describe() const override { return fmt::format("rpc to rank {} ({})", target_, function_); }
-  int awaited() const noexcept override { return target_; }
-  void abandon() noexcept override {
-    try {
-      rt_.rpc().forget(id_);
-    } catch (...) {
-    }
-  }
-
- private:
-  runtime_state& rt_;
-  std::uint64_t id_;
-  int target_;
-  std::string_view function_;
-  std::optional<rpc_reply> reply_;
-};
-
 // Checks the call, serialises it and sends it; returns the call's id (0
 // for fire and forget).
 template <class F, class... Args>
@@ -288,8 +242,7 @@ auto rpc(int rank, F&& fn, Args&&... args) {
   const detail::rank_entry entry;
   const std::uint64_t id = detail::post_rpc(rank, true, std::forward<F>(fn), std::forward<Args>(args)...);
   detail::runtime_state& r = detail::rt();
-  return detail::future_access::composed<R>(
-      &r.worker(), std::make_unique<detail::rpc_result<R>>(r, id, rank, detail::type_name<std::decay_t<F>>()));
+  return detail::reply_future<R>(r, id, rank, fmt::format("rpc to rank {} ({})", rank, detail::type_name<std::decay_t<F>>()));
 }
 
 // fn(args...) on `rank`, with no reply: the caller learns nothing of it.

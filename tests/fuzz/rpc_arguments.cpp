@@ -3,10 +3,11 @@
 // a user type) decode from any bytes into a value or errc::protocol,
 // never an overrun, a huge allocation or another exception; what decodes
 // encodes to bytes that decode to the same value. Replies are matched to the calls made
-// and nothing else.
+// and nothing else; a packed put's runs take its data exactly.
 #include "input.hpp"
 
 #include <dsm/detail/archive.hpp>
+#include <dsm/detail/packed_runs.hpp>
 #include <dsm/runtime/rpc_service.hpp>
 
 #include <cstdlib>
@@ -59,7 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   dsm_fuzz::input in(data, size);
   const auto which = in.take<std::uint8_t>();
   const auto wire = in.rest();
-  switch (which % 7) {
+  switch (which % 8) {
     case 0: decode<std::string, std::int32_t>(wire); break;
     case 1: decode<std::vector<double>, std::vector<std::string>>(wire); break;
     case 2: decode<std::map<std::string, std::int64_t>>(wire); break;
@@ -92,6 +93,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       for (int c = 0; c < 2; ++c) {
         const auto reply = calls.take_reply(ids[c]);
         if (reply.has_value() != answered[c].has_value() || (reply && reply->status != *answered[c])) std::abort();
+      }
+      break;
+    }
+    case 7: {
+      // A packed put's table: decoded runs are non-empty and take the
+      // data exactly.
+      dsm_fuzz::input r(reinterpret_cast<const std::uint8_t*>(wire.data()), wire.size());
+      const std::uint64_t runs = r.take<std::uint8_t>();
+      std::span<const std::byte> data;
+      try {
+        std::uint64_t total = 0;
+        for (const auto& run : dsm::detail::decode_packed_runs(r.rest(), runs, data)) {
+          if (run.bytes == 0) std::abort();
+          total += run.bytes;
+        }
+        if (total != data.size() || data.size() + runs * dsm::detail::packed_run_bytes != r.rest().size()) std::abort();
+      } catch (const dsm::error& e) {
+        if (e.category() != dsm::errc::protocol) std::abort();
       }
       break;
     }

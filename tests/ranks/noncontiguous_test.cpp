@@ -2,13 +2,17 @@
 // this rank's own memory and to the next rank's: every element lands where
 // it belongs and nothing lands in the gaps (a put that wrote a span would
 // destroy a neighbour's data there), for each way a get travels (run by
-// run, the covering span, the automatic choice); bad strides, spans past
-// the segment and null pointers are refused naming the operation.
+// run, the covering span, the automatic choice) and a put (run by run,
+// packed into one message, the automatic choice); bad strides, spans past
+// the segment and null pointers are refused naming the operation, and
+// malformed packed puts by the target.
 #include "check.hpp"
 
 #include <dsm/rma_noncontiguous.hpp>
 
 #include <algorithm>
+#include <cstring>
+#include <initializer_list>
 #include <cstdint>
 #include <numeric>
 #include <random>
@@ -55,16 +59,28 @@ void strided_gets(const std::vector<dsm::global_ptr<word>>& blocks, int target) 
 
 // Each rank writes its values at a stride into the next rank's block,
 // which starts all gaps; the owner checks every element and every gap.
+using dsm::detail::put_strategy;
+constexpr put_strategy put_strategies[] = {put_strategy::automatic, put_strategy::runs, put_strategy::packed};
+
 void strided_puts(const std::vector<dsm::global_ptr<word>>& blocks, int me, int n) {
   const int next = (me + 1) % n, prev = (me + n - 1) % n;
+  for (const put_strategy how : put_strategies)
   for (const shape& s : shapes) {
     word* mine = blocks[me].local();
     std::fill(mine, mine + width, gap);
     dsm::barrier();
     std::vector<word> src(s.count * s.local_stride);
     for (std::size_t i = 0; i < src.size(); ++i) src[i] = value_at(me, i);
-    dsm::rput_strided(src.data(), s.local_stride, blocks[next] + 1, s.remote_stride, s.count).wait();
+    // Not waited for before the barrier: its fence completes every put,
+    // packed ones included, at the target.
+    dsm::future<> put =
+        how == put_strategy::automatic
+            ? dsm::rput_strided(src.data(), s.local_stride, blocks[next] + 1, s.remote_stride, s.count)
+            : dsm::detail::put_pattern(src.data(), blocks[next] + 1,
+                                       dsm::detail::strided_pattern{s.count, s.remote_stride, s.local_stride},
+                                       "rput_strided", how);
     dsm::barrier();
+    put.wait();
     std::size_t wrong = 0;
     for (std::size_t k = 0; k < width; ++k) {
       const bool element = k >= 1 && (k - 1) % s.remote_stride == 0 && (k - 1) / s.remote_stride < s.count;
@@ -85,13 +101,19 @@ void indexed(const std::vector<dsm::global_ptr<word>>& blocks, int me, int n) {
   std::iota(offsets.begin(), offsets.end(), std::size_t{0});
   std::shuffle(offsets.begin(), offsets.begin() + 2000, random);  // the last 1000 stay in order: one run
   word* mine = blocks[me].local();
-  std::fill(mine, mine + width, gap);
-  dsm::barrier();
   std::vector<word> src(offsets.size());
   for (std::size_t i = 0; i < src.size(); ++i) src[i] = value_at(me, i);
   std::vector<std::size_t> spaced(offsets.size());
   std::transform(offsets.begin(), offsets.end(), spaced.begin(), [](std::size_t o) { return 2 * o + 1; });
-  dsm::rput_indexed(src.data(), blocks[next], spaced).wait();
+  for (const put_strategy how : put_strategies) {
+  std::fill(mine, mine + width, gap);
+  dsm::barrier();
+  if (how == put_strategy::automatic)
+    dsm::rput_indexed(src.data(), blocks[next], spaced).wait();
+  else
+    dsm::detail::put_pattern(src.data(), blocks[next], dsm::detail::indexed_pattern{spaced, spaced.size()}, "rput_indexed",
+                             how)
+        .wait();
   dsm::barrier();
   // What prev scattered here: its src[i] at 2 * offsets_prev[i] + 1; gaps at even places.
   std::mt19937_64 theirs(42 + static_cast<unsigned>(prev));
@@ -104,6 +126,8 @@ void indexed(const std::vector<dsm::global_ptr<word>>& blocks, int me, int n) {
   for (std::size_t k = 0; k < width; ++k) wrong += mine[k] != want[k];
   CHECK_EQ(wrong, 0u);
   dsm::barrier();
+  }
+  std::size_t wrong = 0;
 
   // A gather with repeats and out-of-order offsets, from a fresh pattern.
   for (std::size_t k = 0; k < width; ++k) mine[k] = value_at(me, k);
@@ -158,9 +182,63 @@ void counted(const std::vector<dsm::global_ptr<word>>& blocks, int target) {
   CHECK_EQ(after.bytes_put - before.bytes_put, 400u);
 }
 
+// Packed puts no honest rank sends: runs claiming more or fewer bytes than
+// the message has, a run of no bytes, a run past the segment. The target
+// refuses each (counted), writes nothing, and the answer names the cause.
+void forged_packed_puts(const std::vector<dsm::global_ptr<word>>& blocks, int me, int n) {
+  if (n < 2) return;
+  const int next = (me + 1) % n;
+  auto& rt = dsm::detail::rt();
+  word* mine = blocks[me].local();
+  std::fill(mine, mine + width, gap);
+  const auto rejected_before = dsm::stats().messages_rejected;
+  dsm::barrier();
+  const auto target = blocks[next];
+  const auto run_table = [](std::initializer_list<std::uint64_t> words, std::size_t data_bytes) {
+    std::vector<std::byte> payload(words.size() * 8 + data_bytes, std::byte{0x11});
+    std::memcpy(payload.data(), std::data(words), words.size() * 8);
+    return payload;
+  };
+  struct forged {
+    std::uint64_t runs;
+    std::vector<std::byte> payload;
+    dsm::errc category;
+    const char* reason;
+  };
+  const std::vector<forged> cases{
+      {1, run_table({0, 16}, 8), dsm::errc::protocol, "a run of 16 bytes"},
+      {1, run_table({0, 8}, 16), dsm::errc::protocol, "8 bytes beyond its runs"},
+      {2, run_table({0, 8, 8, 0}, 8), dsm::errc::protocol, "a run of 0 bytes"},
+      {3, run_table({0, 8}, 8), dsm::errc::protocol, "a packed put of 3 runs"},
+      {1, run_table({width * 8, 8}, 8), dsm::errc::out_of_range, "packed put"},
+  };
+  for (const forged& f : cases) {
+    const std::uint64_t id = rt.rpc().expect_reply(target.home_rank());
+    rt.post_packed_put(target.home_rank(), id, target.segment(), target.generation(), f.runs, f.payload);
+    const std::string text =
+        CHECK_ERROR(f.category, dsm::detail::reply_future<void>(rt, id, next, "forged packed put").wait());
+    CHECK(text.find(f.reason) != std::string::npos);
+  }
+  // A segment of another generation: stale, not malformed.
+  const std::uint64_t id = rt.rpc().expect_reply(target.home_rank());
+  rt.post_packed_put(target.home_rank(), id, target.segment(), std::uint8_t(target.generation() + 1), 1,
+                     run_table({0, 8}, 8));
+  CHECK_ERROR(dsm::errc::stale_pointer, dsm::detail::reply_future<void>(rt, id, next, "stale packed put").wait());
+  dsm::barrier();
+  CHECK_EQ(dsm::stats().messages_rejected - rejected_before, cases.size());
+  CHECK(std::all_of(mine, mine + width, [](word w) { return w == gap; }));  // nothing written
+  dsm::barrier();
+}
+
 // The automatic choice: the span when it is dense enough for the way the
-// peer is reached, never for one run, never past the buffer limit.
+// peer is reached, never for one run, never past the buffer limit; a put
+// packed only over the network, from packed_put_min_runs runs.
 void choice() {
+  using dsm::detail::packs;
+  CHECK(!packs(1000, 8000, true));
+  CHECK(packs(dsm::detail::packed_put_min_runs, 64, false));
+  CHECK(!packs(1, 8, false));
+  CHECK(!packs(4, dsm::detail::max_rpc_bytes, false));
   using dsm::detail::covers;
   const std::uint64_t shm_run = dsm::detail::covering_bytes_per_run_shared_memory,
                       net_run = dsm::detail::covering_bytes_per_run_network;
@@ -191,5 +269,6 @@ int main(int argc, char** argv) {
     dsm::barrier();
     strided_puts(blocks, me, n);
     indexed(blocks, me, n);
+    forged_packed_puts(blocks, me, n);
   });
 }

@@ -47,12 +47,18 @@ struct rpc_reply {
 class rpc_service {
  public:
   // ---- the caller's side ------------------------------------------------
-  // A new call to `target`, whose reply is expected.
-  std::uint64_t expect_reply(std::uint32_t target) {
+  // A new call to `target`, whose reply is expected. A write (a packed
+  // put) is counted until its answer is in: a fence waits for them all.
+  std::uint64_t expect_reply(std::uint32_t target, bool write = false) {
     const std::lock_guard g{mutex_};
     const std::uint64_t id = next_id_++;
-    awaited_.emplace(id, awaited_reply{target, std::nullopt});
+    awaited_.emplace(id, awaited_reply{target, std::nullopt, write});
+    writes_unanswered_ += write;
     return id;
+  }
+  std::uint64_t writes_unanswered() const {
+    const std::lock_guard g{mutex_};
+    return writes_unanswered_;
   }
   // The reply, once it is in (then forgotten).
   std::optional<rpc_reply> take_reply(std::uint64_t id) {
@@ -72,7 +78,10 @@ class rpc_service {
   // its reply, if it comes, is dropped.
   void forget(std::uint64_t id) {
     const std::lock_guard g{mutex_};
-    awaited_.erase(id);
+    const auto found = awaited_.find(id);
+    if (found == awaited_.end()) return;
+    writes_unanswered_ -= found->second.write && !found->second.reply;
+    awaited_.erase(found);
   }
   // From the reply handler: checked against the call; errc::protocol if
   // no such call went to `source`.
@@ -92,6 +101,7 @@ class rpc_service {
       throw error(errc::protocol, fmt::format("rpc reply {} from rank {}: the call went to rank {}{}", id, source,
                                               found->second.target, found->second.reply ? " and was answered" : ""));
     found->second.reply = rpc_reply{status, {bytes.begin(), bytes.end()}};
+    writes_unanswered_ -= found->second.write;
   }
   std::uint64_t late_replies() const {
     const std::lock_guard g{mutex_};
@@ -146,6 +156,7 @@ class rpc_service {
   struct awaited_reply {
     std::uint32_t target;
     std::optional<rpc_reply> reply;
+    bool write;
   };
   struct held_object {
     void* object;
@@ -155,6 +166,7 @@ class rpc_service {
   std::uint64_t next_id_ = 1;
   std::map<std::uint64_t, awaited_reply> awaited_;
   std::uint64_t late_replies_ = 0;
+  std::uint64_t writes_unanswered_ = 0;
   std::deque<rpc_incoming> requests_;
   std::map<std::uint64_t, held_object> objects_;
   std::set<std::uint64_t> removed_objects_;

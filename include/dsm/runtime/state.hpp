@@ -11,6 +11,7 @@
 #include <dsm/arch/isa.hpp>
 #include <dsm/detail/calling_rank.hpp>
 #include <dsm/detail/local_segments.hpp>
+#include <dsm/detail/packed_runs.hpp>
 #include <dsm/detail/rpc_registry.hpp>
 #include <dsm/detail/segment_record.hpp>
 #include <dsm/error.hpp>
@@ -64,6 +65,8 @@ enum message_id : unsigned {
   msg_job_failed = 8,    // word: the failure's category (errc), 0, 0; payload: what failed (a collective mismatch)
   msg_rpc = 9,           // word: call id (0: fire and forget), function key, invoker offset; payload: arguments
   msg_rpc_reply = 10,    // word: call id, status (rpc_ok or 1 + errc), 0; payload: result, or the error's text
+  msg_packed_put = 11,   // word: call id, segment << 8 | generation, runs; payload: runs x (offset, bytes), their bytes;
+                         // answered by msg_rpc_reply
 };
 
 // How many RPC functions this thread is running (collectives are refused
@@ -373,6 +376,13 @@ class runtime_state final : public collective_transport {
     messages_.send(*endpoints_, to, msg_rpc, {0, 0, {id, key, invoker_offset}}, arguments);
   }
 
+  // A put of many runs into one segment of `to`, as one message that the
+  // target copies out (packed_put_payload's layout); answered like an RPC.
+  void post_packed_put(std::uint32_t to, std::uint64_t id, std::uint16_t segment, std::uint8_t generation,
+                       std::uint64_t runs, std::span<const std::byte> payload) {
+    messages_.send(*endpoints_, to, msg_packed_put, {0, 0, {id, std::uint64_t{segment} << 8 | generation, runs}}, payload);
+  }
+
   // Progresses the worker once and runs what waits for this rank: RPCs
   // that arrived, non-blocking collectives (dsm::progress()).
   void progress() { worker_.progress_and_serve(); }
@@ -447,6 +457,20 @@ class runtime_state final : public collective_transport {
       fmt::print(stderr, "dsm: rank {}: the reply to rank {}'s rpc was not sent: {}\n", rank(), r.source, e.what());
     }
   }
+  // A packed put's runs into this rank's segment: every run inside it,
+  // the bytes exactly the runs' (a segment freed meanwhile is stale, any
+  // other mismatch malformed).
+  void unpack_put(const transport::message_header& h, std::span<const std::byte> payload) {
+    if ((h.word[1] >> 24) != 0) throw error(errc::protocol, fmt::format("a packed put to segment word {:#x}", h.word[1]));
+    const auto segment = static_cast<std::uint16_t>(h.word[1] >> 8);
+    const auto generation = static_cast<std::uint8_t>(h.word[1] & 0xff);
+    std::span<const std::byte> data;
+    for (const packed_run& r : decode_packed_runs(payload, h.word[2], data)) {
+      std::memcpy(local_bytes(segment, generation, r.offset, r.bytes, "packed put"), data.data(), r.bytes);
+      data = data.subspan(r.bytes);
+    }
+  }
+
   static std::vector<std::byte> text_bytes(std::string_view text) {
     const auto* p = reinterpret_cast<const std::byte*>(text.data());
     return {p, p + text.size()};
@@ -670,6 +694,10 @@ class runtime_state final : public collective_transport {
   // Every put and atomic this rank posted is complete at its target.
   void fence() {
     endpoints_->flush_written();
+    // Packed puts are complete at their targets once answered.
+    if (rpc_.writes_unanswered() > 0)
+      worker_.wait_until([this] { return rpc_.writes_unanswered() == 0; }, worker_.timeout(),
+                         [this] { return fmt::format("{} packed puts' answers (fence)", rpc_.writes_unanswered()); });
     {
       const auto g = worker_.lock();
       if (!graveyard_.empty()) graveyard_.clear();  // nothing in flight can still use those keys
@@ -1212,6 +1240,18 @@ class runtime_state final : public collective_transport {
     messages_.on(msg_rpc_reply, "rpc reply", [this](const transport::message_header& h, std::span<const std::byte> payload) {
       if (h.word[2] != 0) throw error(errc::protocol, fmt::format("rpc reply {} with word {:#x}", h.word[0], h.word[2]));
       rpc_.deposit_reply(h.source_rank, h.word[0], h.word[1], payload);
+    });
+    messages_.on(msg_packed_put, "packed put", [this](const transport::message_header& h, std::span<const std::byte> payload) {
+      std::uint64_t status = rpc_ok;
+      std::string text;
+      try {
+        unpack_put(h, payload);
+      } catch (const error& e) {
+        if (e.category() != errc::stale_pointer) messages_.reject("packed put", h.source_rank, e);
+        status = 1 + static_cast<std::uint64_t>(e.category());
+        text = e.message();
+      }
+      messages_.send(*endpoints_, h.source_rank, msg_rpc_reply, {0, 0, {h.word[0], status, 0}}, rendezvous::as_bytes(text));
     });
     messages_.on(msg_rkey_request, "rkey request", [this](const transport::message_header& h, std::span<const std::byte> payload) {
       const std::uint64_t id = h.word[1], generation = h.word[2];
