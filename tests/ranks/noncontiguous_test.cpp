@@ -28,10 +28,11 @@ word value_at(int rank, std::size_t i) { return (word(rank) << 40) | (i * 7 + 3)
 struct shape {
   std::size_t count, remote_stride, local_stride;
 };
-// Strides from contiguous to sparse, local and remote, and counts past the
-// transport's progress batch.
-const shape shapes[] = {{1, 1, 1},   {17, 1, 1},  {64, 2, 1},  {50, 3, 2},  {40, 1, 3},
-                        {9, 1000, 1}, {700, 5, 1}, {150, 64, 4}, {2000, 2, 1}};
+// Strides from contiguous to sparse, local and remote, counts past the
+// transport's progress batch, and a put packed into two messages (3000
+// runs of 8 B and their 16 B entries: 72000 B).
+const shape shapes[] = {{1, 1, 1},   {17, 1, 1},  {64, 2, 1},   {50, 3, 2},  {40, 1, 3},
+                        {9, 1000, 1}, {700, 5, 1}, {150, 64, 4}, {2000, 2, 1}, {3000, 2, 1}};
 constexpr std::size_t width = 12000;  // elements per rank: the largest span above, with room
 
 void strided_gets(const std::vector<dsm::global_ptr<word>>& blocks, int target) {
@@ -235,10 +236,12 @@ void forged_packed_puts(const std::vector<dsm::global_ptr<word>>& blocks, int me
 // packed only over the network, from packed_put_min_runs runs.
 void choice() {
   using dsm::detail::packs;
-  CHECK(!packs(1000, 8000, true));
+  const std::size_t longest = dsm::detail::packed_message_bytes - dsm::detail::packed_run_bytes;
+  CHECK(!packs(1000, 8, true));
   CHECK(packs(dsm::detail::packed_put_min_runs, 64, false));
+  CHECK(packs(100000, longest, false));  // many messages
+  CHECK(!packs(100, longest + 1, false));  // a run longer than a message
   CHECK(!packs(1, 8, false));
-  CHECK(!packs(4, dsm::detail::max_rpc_bytes, false));
   using dsm::detail::covers;
   const std::uint64_t shm_run = dsm::detail::covering_bytes_per_run_shared_memory,
                       net_run = dsm::detail::covering_bytes_per_run_network;

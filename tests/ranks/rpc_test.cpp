@@ -204,6 +204,11 @@ void forged_requests() {
   using adder = dsm::detail::rpc_function<decltype(&square_plus_rank), std::int64_t>;
   using lambda_type = decltype([](std::string s) { return s.size(); });
   using sized = dsm::detail::rpc_function<lambda_type, std::string>;
+  // Two functions spelt alike: told apart by their offsets only.
+  using twin = dsm::detail::rpc_function<decltype([](int x) { return x; }), int>;
+  using other_twin = dsm::detail::rpc_function<decltype([](int x) { return x + 1; }), int>;
+  CHECK(twin::entry->key == other_twin::entry->key);
+  CHECK(twin::entry->offset != other_twin::entry->offset);
   (void)dsm::rpc(int(target), lambda_type{}, std::string("x")).wait();  // the same function, well formed
   struct forged {
     std::uint64_t key, offset;
@@ -221,7 +226,7 @@ void forged_requests() {
       {0x1234567, sized::entry->offset, {}, "no RPC function with key"},
       {sized::entry->key, sized::entry->offset, truncated, "bytes to read"},
       {sized::entry->key, sized::entry->offset, spare, "left over"},
-      {sized::entry->key, sized::entry->offset + 16, {}, "no RPC function"},
+      {twin::entry->key, twin::entry->offset + 16, {}, "no RPC function"},
       {adder::entry->key, adder::entry->offset, outside, "outside the program's code"},
   };
   for (const forged& f : cases) {

@@ -143,13 +143,14 @@ class rpc_registry {
   // Whether two invokers of this program share `key` (two lambdas spelt alike).
   bool ambiguous(std::uint64_t key) const { return entries_.count(key) > 1; }
 
-  // The entry a request names: by key alone when it is unambiguous, by
-  // its offset too otherwise (only a caller running this binary can say).
+  // The entry a request names: by key alone when it is unambiguous (an
+  // invoker in a shared library has no fixed offset), by its offset too
+  // otherwise (only a caller running this binary can say).
   const rpc_entry& find(std::uint64_t key, std::uint64_t offset, bool same_program) const {
     const auto [first, last] = entries_.equal_range(key);
     if (first == last)
       throw error(errc::protocol, fmt::format("no RPC function with key {:#x} in this program", key));
-    if (std::next(first) == last && (!same_program || first->second->offset == offset)) return *first->second;
+    if (std::next(first) == last) return *first->second;
     if (!same_program)
       throw error(errc::invalid_argument,
                   fmt::format("the RPC function '{}' is spelt alike by {} functions of this program, and the caller "
