@@ -376,8 +376,8 @@ class runtime_state final : public collective_transport {
     messages_.send(*endpoints_, to, msg_rpc, {0, 0, {id, key, invoker_offset}}, arguments);
   }
 
-  // A put of many runs into one segment of `to`, as one message that the
-  // target copies out (packed_put_payload's layout); answered like an RPC.
+  // Runs of a put into one segment of `to`, as one message that the
+  // target copies out (detail/packed_runs.hpp's layout); answered like an RPC.
   void post_packed_put(std::uint32_t to, std::uint64_t id, std::uint16_t segment, std::uint8_t generation,
                        std::uint64_t runs, std::span<const std::byte> payload) {
     messages_.send(*endpoints_, to, msg_packed_put, {0, 0, {id, std::uint64_t{segment} << 8 | generation, runs}}, payload);
