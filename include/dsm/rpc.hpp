@@ -140,7 +140,9 @@ struct rpc_function {
     } else {
       std::apply([&](auto&... a) { load_values(request.arguments, "rpc arguments", a...); }, args);
     }
-    const auto call = [&]() -> R { return std::apply([&](auto&... a) -> R { return std::invoke(callable, local_arg(a)...); }, args); };
+    const auto call = [&]() -> R {
+      return std::apply([&](auto&... a) -> R { return std::invoke(callable, local_arg(a)...); }, args);
+    };
     std::vector<std::byte> result;
     if constexpr (std::is_void_v<R>) call();
     else append_values(result, call());

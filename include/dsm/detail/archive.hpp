@@ -147,8 +147,10 @@ namespace dsm {
 // and loads from dsm's archive (arithmetic types, std::string, std::vector,
 // std::map, std::tuple, std::optional, ..., a user type with serialize()),
 // default-constructible so that the receiver has something to load into.
+// (Pointers are ruled out first: cereal's traits would stop compilation
+// at its own assertion.)
 template <class T>
-concept serializable = std::is_default_constructible_v<T> &&
+concept serializable = !std::is_pointer_v<T> && !std::is_member_pointer_v<T> && std::is_default_constructible_v<T> &&
                        cereal::traits::is_output_serializable<T, detail::output_archive>::value &&
                        cereal::traits::is_input_serializable<T, detail::input_archive>::value;
 
