@@ -125,10 +125,11 @@ struct landing_buffer {
 // A put of runs to a rank reached over the network packs them into
 // messages of at most packed_message_bytes, each copied out by the target
 // and answered. bench/rma_noncontiguous and run_rma.sh, over TCP: from 2
-// runs, every message of at most 64 KiB beat one put per run (2 runs of
-// 8 B: 17 us against 37; 8 runs of 8 KiB: 39 us against 176; 512 runs of
-// 8 B: 23 us against 4.0 ms), while larger messages were erratic (96 and
-// 160 KiB 2.6-2.7x slower than one put per run). Over shared memory a
+// runs a packed put beat one put per run (2 runs of 8 B: 17 us against
+// 37; 512 runs of 8 B: 23 us against 4.0 ms); timed by hand on larger
+// elements (docs/guide/runtime.md), every message of at most 64 KiB won
+// (8 runs of 8 KiB: 39 us against 176) and larger messages were erratic
+// (96 and 160 KiB 2.6-2.7x slower than one put per run). Over shared memory a
 // run's put costs less than a message's handling.
 inline constexpr std::size_t packed_put_min_runs = 2;
 inline constexpr std::size_t packed_message_bytes = std::size_t{64} << 10;
