@@ -64,13 +64,14 @@ void check_element_layout(const team& t, std::string_view object) {
 // anywhere).
 template <class T>
 std::vector<global_ptr<T>> allocate_collective_of(const team& t, std::size_t n_per_rank, std::string_view object,
-                                                  std::byte* at = nullptr) {
+                                                  std::byte* at = nullptr,
+                                                  segment_memory memory = segment_memory::fresh) {
   // Every collective inside carries the object's name and size: a rank
   // allocating something else at this point is a mismatch, named.
   const runtime_state::operation_scope scope(rt(), fmt::format("{}: {} x {} per rank", object, n_per_rank, type_name<T>()));
   check_element_layout<T>(t, object);
   const auto segments =
-      rt().allocate_collective(t.state(), element_bytes<T>(n_per_rank, "allocate_collective"), at, object);
+      rt().allocate_collective(t.state(), element_bytes<T>(n_per_rank, "allocate_collective"), at, object, memory);
   std::vector<global_ptr<T>> blocks;
   blocks.reserve(segments.size());
   for (const auto& s : segments) blocks.push_back(pointer_to<T>(s));

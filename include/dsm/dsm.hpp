@@ -27,3 +27,5 @@
 #include <dsm/shared_array.hpp>
 #include <dsm/shared_var.hpp>
 #include <dsm/views.hpp>
+#include <dsm/global_region.hpp>
+#include <dsm/region_allocator.hpp>

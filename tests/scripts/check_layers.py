@@ -15,7 +15,8 @@ LAYERS = [  # (name, headers as paths under dsm/: a folder ends with '/')
     ('address', ['global_ptr.hpp', 'allocate.hpp', 'rma.hpp', 'rma_noncontiguous.hpp', 'lock.hpp', 'signal.hpp', 'distribution.hpp',
                  'rpc.hpp', 'dist_object.hpp']),
     ('coherence', ['coherence/']),
-    ('containers', ['shared_array.hpp', 'shared_var.hpp', 'global_ref.hpp', 'views.hpp']),
+    ('containers', ['shared_array.hpp', 'shared_var.hpp', 'global_ref.hpp', 'views.hpp', 'global_region.hpp',
+                    'region_allocator.hpp']),
     ('umbrella', ['dsm.hpp']),
 ]
 EVERY_LAYER = ['error.hpp', 'config.hpp', 'detail/']

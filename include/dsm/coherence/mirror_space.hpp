@@ -48,6 +48,14 @@ class mirror_space {
     own_slot_ = reserved_ + lead;
     base_ = reinterpret_cast<std::uintptr_t>(own_slot_) - before;
   }
+  // Over a mapping the caller owns, slot 0 at `slot0` (a global_region's
+  // file-backed view of every rank's pages, this rank's block in its own
+  // slot): nothing is reserved or unmapped here.
+  struct over_mapping_t {};
+  static constexpr over_mapping_t over_mapping{};
+  mirror_space(over_mapping_t, std::byte* slot0, std::size_t me, std::size_t slot_bytes)
+      : slot_bytes_(slot_bytes), me_(me), own_slot_(slot0 + me * slot_bytes), own_bytes_(slot_bytes),
+        base_(reinterpret_cast<std::uintptr_t>(slot0)) {}
   mirror_space(const mirror_space&) = delete;
   mirror_space& operator=(const mirror_space&) = delete;
   // Only around the block's mapping, which the runtime unmaps itself. Not
@@ -55,6 +63,7 @@ class mirror_space {
   // the slot), the slot and all after it stay reserved: address space only,
   // never unmapped under the runtime's feet.
   ~mirror_space() {
+    if (reserved_ == nullptr) return;  // over the caller's mapping
     if (own_slot_ > reserved_) ::munmap(reserved_, static_cast<std::size_t>(own_slot_ - reserved_));
     if (own_bytes_ == 0) return;
     std::byte* const own_end = own_slot_ + own_bytes_;

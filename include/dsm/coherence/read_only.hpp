@@ -24,6 +24,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 namespace dsm {
@@ -130,6 +131,12 @@ struct read_only {
 
     bool published() const noexcept { return published_; }
     const coherence::replica& copies() const noexcept { return copies_; }
+    // Units, for objects built on this policy (global_region): a copy of
+    // each (after publication), fetched now, ahead, or dropped.
+    coherence::replica& copies() noexcept { return copies_; }
+    void fetch_units(std::span<const std::size_t> wanted) { fetcher_.fetch(wanted); }
+    void prefetch_units(std::span<const std::size_t> wanted) { fetcher_.prefetch(wanted); }
+    void drop_units(std::span<const std::size_t> wanted) { fetcher_.drop(wanted); }
     const coherence::unit_map& units() const noexcept { return units_; }
     coherence::array_stats& stats() noexcept { return stats_; }
 

@@ -33,6 +33,21 @@ enum unit_state : std::uint8_t {
   updated = 5,    // readable copy its home updated at the last barrier, not read since (producer_consumer)
 };
 
+// Told of every state change of a replica that has one (a global_region:
+// its page protections follow the states). Called with the state already
+// stored, under the watcher's own lock, so that two threads changing one
+// unit leave protection and state in the same order.
+class state_watcher {
+ public:
+  // Unit `unit` went from `before` to `now`.
+  virtual void state_changed(std::size_t unit, std::uint8_t before, std::uint8_t now) noexcept = 0;
+  // Every state was set anew (reset()).
+  virtual void states_reset() noexcept = 0;
+
+ protected:
+  ~state_watcher() = default;
+};
+
 class replica {
  public:
   // `mirror` holds every rank's slot, this rank's block in its own.
@@ -66,6 +81,11 @@ class replica {
     return std::atomic_ref<std::uint8_t>(states_[unit]).load(std::memory_order_acquire);
   }
   void set_state(std::size_t unit, std::uint8_t s) noexcept {
+    if (watcher_ != nullptr) [[unlikely]] {
+      const std::uint8_t before = std::atomic_ref<std::uint8_t>(states_[unit]).exchange(s, std::memory_order_acq_rel);
+      if (before != s) watcher_->state_changed(unit, before, s);
+      return;
+    }
     std::atomic_ref<std::uint8_t>(states_[unit]).store(s, std::memory_order_release);
   }
   // Every unit homed here to `own`, every other to invalid (a barrier's
@@ -74,13 +94,19 @@ class replica {
     const std::size_t per = units_.units_per_rank();
     std::memset(states_.data(), invalid, states_.size());
     std::memset(states_.data() + me_ * per, own, per);
+    if (watcher_ != nullptr) watcher_->states_reset();
   }
+  // From now on `w` hears of every change (null: nobody). The caller holds
+  // whatever lock the replica's other writers hold (the worker's).
+  void watch(state_watcher* w) noexcept { watcher_ = w; }
+  std::size_t units() const noexcept { return states_.size(); }
 
  private:
   const unit_map& units_;
   std::size_t me_;
   mutable std::vector<std::uint8_t> states_;
-  std::uintptr_t base_;  // mirror_space::base(): slot 0
+  std::uintptr_t base_;
+  state_watcher* watcher_ = nullptr;  // mirror_space::base(): slot 0
 };
 
 // Where global element i is: its unit, and this rank's copy of it (the

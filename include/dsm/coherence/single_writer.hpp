@@ -94,7 +94,7 @@ struct single_writer {
     // With a progress thread, a recall may have taken the unit between the
     // state check and the store: see engine::on_recall for the pairing.
     bool still_exclusive(std::size_t unit) const { return cache_.protocol_engine().still_exclusive(unit); }
-    // For policies built on this one (migratory).
+    // For objects built on this policy (migratory, global_region).
     coherence::cached_elements<T>& elements() noexcept { return cache_; }
 
    private:

@@ -75,6 +75,8 @@ struct write_shared {
     void barrier() { cache_.protocol_engine().start_interval(); }
 
     coherence::array_stats& stats() noexcept { return cache_.protocol_engine().stats(); }
+    // For objects built on this policy (global_region).
+    coherence::cached_elements<T>& elements() noexcept { return cache_; }
 
    private:
     coherence::cached_elements<T> cache_;

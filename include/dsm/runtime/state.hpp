@@ -83,6 +83,10 @@ struct segment_address {
   std::uint8_t generation;
 };
 
+// Where a segment's pages come from: UCX maps fresh ones, or the caller
+// mapped them and UCX only registers them.
+enum class segment_memory { fresh, caller_mapped };
+
 // An object with its own consistency actions (a shared array's coherence
 // policy): released before this rank's writes are published (unlock);
 // acquired after others' are (lock); and at a barrier, told before the
@@ -805,8 +809,13 @@ class runtime_state final : public collective_transport {
                                                    std::string_view object = "allocate_collective") {
     return allocate_collective(world_, bytes, at, object);
   }
+  // `memory`: fresh memory UCX maps (at `at` if not null), or the
+  // caller's own mapping at `at`, registered as it is (a global_region's
+  // file-backed pages, which it maps twice); the caller unmaps it after
+  // deallocate().
   std::vector<segment_address> allocate_collective(team_state& t, std::uint64_t bytes, std::byte* at,
-                                                   std::string_view object) {
+                                                   std::string_view object,
+                                                   segment_memory memory = segment_memory::fresh) {
     // Every rank must ask for the same size: checked, since a mismatch
     // would silently make some blocks shorter than others think.
     check_collective_bytes(t, bytes, object);
@@ -825,7 +834,7 @@ class runtime_state final : public collective_transport {
         throw error(errc::out_of_memory, fmt::format("{}: {} bytes per rank asked; rank {} can map only {} bytes now",
                                                      object, bytes, t.world_rank(m), theirs));
     }
-    const auto mine = map_segment(bytes, at);
+    const auto mine = map_segment(bytes, at, memory);
     std::vector<std::byte> record_bytes(sizeof(segment_record));
     {
       const auto g = worker_.lock();
@@ -1070,13 +1079,15 @@ class runtime_state final : public collective_transport {
                                                   object, bytes, rank(), r.bytes, r.bound, r.details));
   }
 
-  segment_address map_segment(std::uint64_t bytes, std::byte* at) {
+  segment_address map_segment(std::uint64_t bytes, std::byte* at, segment_memory memory = segment_memory::fresh) {
     std::uint16_t id;
     {
       const auto g = worker_.lock();
       id = free_slot();
       local_segment& s = slots_[id];
-      s.memory = transport::memory_region(worker_, bytes, at);
+      s.memory = memory == segment_memory::fresh
+                     ? transport::memory_region(worker_, bytes, at)
+                     : transport::memory_region(worker_, at, bytes, transport::memory_region::caller_mapped);
       s.bytes = bytes;
       s.live = true;
       s.dying = false;

@@ -32,6 +32,24 @@ class memory_region {
       params.address = at;
       params.flags |= UCP_MEM_MAP_FIXED;
     }
+    map(w, params, bytes);
+  }
+  // Memory the caller mapped (page-aligned, `bytes` long), registered as it
+  // is: the caller keeps the mapping until this region is gone. Over shared
+  // memory UCX reaches it through cross-memory attach, not its own segments.
+  struct caller_mapped_t {};
+  static constexpr caller_mapped_t caller_mapped{};
+  memory_region(worker& w, std::byte* existing, std::size_t bytes, caller_mapped_t) : worker_(&w), bytes_(bytes) {
+    ucp_mem_map_params_t params{};
+    params.field_mask = UCP_MEM_MAP_PARAM_FIELD_ADDRESS | UCP_MEM_MAP_PARAM_FIELD_LENGTH | UCP_MEM_MAP_PARAM_FIELD_FLAGS;
+    params.address = existing;
+    params.length = bytes == 0 ? 1 : bytes;
+    params.flags = 0;
+    map(w, params, bytes);
+  }
+
+ private:
+  void map(worker& w, const ucp_mem_map_params_t& params, std::size_t bytes) {
     const auto g = w.lock();
     check(ucp_mem_map(w.context(), &params, &memh_), fmt::format("mem_map of {} bytes", bytes));
     ucp_mem_attr_t attr{};
@@ -51,6 +69,8 @@ class memory_region {
     packed_rkey_.assign(static_cast<std::byte*>(packed), static_cast<std::byte*>(packed) + packed_size);
     ucp_rkey_buffer_release(packed);
   }
+
+ public:
   memory_region(memory_region&& o) noexcept
       : worker_(std::exchange(o.worker_, nullptr)), memh_(std::exchange(o.memh_, nullptr)),
         base_(std::exchange(o.base_, nullptr)), bytes_(std::exchange(o.bytes_, 0)),
