@@ -147,7 +147,7 @@ class global_region {
   // The rank whose memory holds the unit `p` is in.
   std::size_t home_of(const void* p) const {
     const auto& b = live("home_of");
-    return b.units.home_of(b.protection->unit_at(b.offset_of(p, 1, "home_of")));
+    return b.units->home_of(b.protection->unit_at(b.offset_of(p, 1, "home_of")));
   }
   // This rank's home bytes (its arena for region_allocator): in block
   // homing, where they are in the region; cyclic homing spreads them.
@@ -293,6 +293,21 @@ class global_region {
                                                                 mapping->system_view(), me, slot_bytes);
       auto blocks = detail::allocate_collective_of<std::byte>(world(), slot_bytes, layout.description,
                                                               layout.mirror->own_slot(), segment_memory_caller());
+      // From here on the pages are registered: should anything below fail,
+      // a peer may still read them, so they stay mapped (leaked) rather
+      // than go under the runtime's feet.
+      try {
+        adopt(blocks);
+      } catch (...) {
+        if (dispatched) detail::fault_dispatch::remove(this);
+        if (arena) detail::region_arenas::remove(&*arena);
+        unwatch();
+        std::exchange(mapping, nullptr).release();
+        throw;
+      }
+    }
+    void adopt(std::vector<global_ptr<std::byte>>& blocks) {
+      auto& rt = detail::rt();
       for (auto& block_ptr : blocks)
         layout.blocks.push_back(detail::make_global_ptr<std::byte>([&] {
           auto a = detail::address_of(block_ptr);
