@@ -7,12 +7,14 @@
 // (critical, atomic, flush) in a worksharing loop; advise and prefetch;
 // sizes refused. Arguments name the failure modes, each run alone: a
 // read_only page written after publication, an access just outside the
-// region, a fault after the runtime ended, a fault from another thread.
+// region, a fault after the runtime ended, a fault from another thread, a
+// fault on a home that never answers.
 #include "check.hpp"
 
 #include <dsm/global_region.hpp>
 #include <dsm/region_allocator.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <cstring>
 #include <list>
@@ -312,6 +314,19 @@ void other_thread() {
   dsm::barrier();
 }
 
+// Rank 1 stops progressing (over TCP a get needs its CPU): rank 0's read
+// fault on its page waits DSM_TIMEOUT, then ends the process, named.
+void stalled_home() {
+  dsm::global_region<dsm::single_writer> r(std::size_t{4} << 12, "stalled");
+  dsm::barrier();
+  if (dsm::rank() == 1) std::this_thread::sleep_for(std::chrono::seconds(20));
+  if (dsm::rank() == 0) {
+    volatile std::uint32_t* w = r.as<std::uint32_t>(r.size() - 4096);
+    (void)*w;
+  }
+  dsm::barrier();
+}
+
 }  // namespace
 
 // A fault after the runtime ended: the region outlives it on purpose.
@@ -339,6 +354,7 @@ int main(int argc, char** argv) {
     if (mode == "written_after_publication") return written_after_publication();
     if (mode == "just_outside") return just_outside();
     if (mode == "other_thread") return other_thread();
+    if (mode == "stalled_home") return stalled_home();
     stripes<dsm::single_writer>(dsm::block, "sw block");
     stripes<dsm::single_writer>(dsm::cyclic, "sw cyclic");
     stripes<dsm::write_shared>(dsm::block, "ws block");
