@@ -257,6 +257,8 @@ class global_region {
     coherence::array_layout<std::byte> layout;
     std::size_t me = 0, ranks = 0, unit_bytes = 0, total = 0, slot_bytes = 0;
     bool cyclic = false;
+    bool alias_home = false;  // the home block is UCX's shared segment, aliased into the program view
+    std::size_t home_mapped_bytes = 0;
     std::unique_ptr<detail::region_mapping> mapping;
     std::optional<coherence::unit_map> units;  // the engine's unit numbering, for home_of
     std::optional<typename Policy::template state<std::byte>> state;
@@ -291,8 +293,14 @@ class global_region {
       mapping = std::make_unique<detail::region_mapping>(total, layout.description);
       layout.mirror = std::make_unique<coherence::mirror_space>(coherence::mirror_space::over_mapping,
                                                                 mapping->system_view(), me, slot_bytes);
-      auto blocks = detail::allocate_collective_of<std::byte>(world(), slot_bytes, layout.description,
-                                                              layout.mirror->own_slot(), segment_memory_caller());
+      // Over shared memory UCX maps the home block (its own segment, which
+      // peers copy from directly) into the system view, and the program
+      // view aliases it; otherwise UCX registers the file's pages.
+      alias_home = rt.fresh_segments_aliasable();
+      auto blocks = detail::allocate_collective_of<std::byte>(
+          world(), slot_bytes, layout.description, layout.mirror->own_slot(),
+          alias_home ? detail::segment_memory::fresh : detail::segment_memory::caller_mapped);
+      home_mapped_bytes = alias_home ? rt.mapped_bytes_of(detail::address_of(blocks[me]).segment) : slot_bytes;
       // From here on the pages are registered: should anything below fail,
       // a peer may still read them, so they stay mapped (leaked) rather
       // than go under the runtime's feet.
@@ -318,6 +326,7 @@ class global_region {
       state.emplace(layout);
       map_at_common_address();
       protection.emplace(replica(), *mapping, unit_bytes, ranks, units->units_per_rank(), cyclic);
+      if (alias_home) show_home_block();
       {
         const auto g = rt.worker().lock();  // handlers change states under it
         if constexpr (std::same_as<Policy, read_only>) protection->set_home_writable(true);
@@ -397,7 +406,6 @@ class global_region {
       total = (bytes + step - 1) / step * step;
       slot_bytes = total / ranks;
     }
-    static detail::segment_memory segment_memory_caller() noexcept { return detail::segment_memory::caller_mapped; }
 
     // Every rank maps the program view at one candidate address after
     // another (the same sequence everywhere, in a zone no loader uses)
@@ -423,6 +431,20 @@ class global_region {
       throw error(errc::out_of_memory,
                   fmt::format("{}: no address range of {} B was free on every rank after {} tries", layout.description,
                               total, attempts));
+    }
+    // The units UCX mapped (this rank's block and whatever it rounded up
+    // over, in the system view) appear in the program view through
+    // aliases; each run of units adjacent in both views in one call.
+    void show_home_block() {
+      const std::size_t first = me * units->units_per_rank();
+      const std::size_t last = std::min(units->units(), first + home_mapped_bytes / unit_bytes);
+      for (std::size_t u = first; u < last;) {
+        std::size_t end = u + 1;
+        while (end < last && protection->view_offset(end) == protection->view_offset(u) + (end - u) * unit_bytes) ++end;
+        mapping->alias_program_view(protection->view_offset(u), mapping->system_view() + u * unit_bytes,
+                                    (end - u) * unit_bytes);
+        u = end;
+      }
     }
     // Where the program view's byte `off` is in the memory file (the
     // engine's order: every rank's units in its slot).

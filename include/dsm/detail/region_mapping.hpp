@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -37,9 +38,13 @@ class region_mapping {
       ::close(fd_);
       fail(fmt::format("sizing its memory file to {} B", file_bytes), e);
     }
-    void* p = ::mmap(nullptr, file_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    // Reserved with room to spare after it: UCX may round a home block it
+    // maps into this view up to a huge page.
+    void* r = ::mmap(nullptr, file_bytes + slack_bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void* p = r == MAP_FAILED ? r : ::mmap(r, file_bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd_, 0);
     if (p == MAP_FAILED) {
       const int e = errno;
+      if (r != MAP_FAILED) ::munmap(r, file_bytes + slack_bytes);
       ::close(fd_);
       fail(fmt::format("mapping {} B of address space for dsm's view", file_bytes), e);
     }
@@ -49,7 +54,7 @@ class region_mapping {
   region_mapping& operator=(const region_mapping&) = delete;
   ~region_mapping() {
     unmap_program_view();
-    ::munmap(system_, bytes_);
+    ::munmap(system_, bytes_ + slack_bytes);
     ::close(fd_);
   }
 
@@ -99,6 +104,17 @@ class region_mapping {
     program_ = nullptr;
   }
 
+  // Shows the shared mapping at `source` (n bytes: a home block UCX mapped
+  // into the system view) at [offset, offset + n) of the program's view
+  // too, instead of the file's pages.
+  // The system call itself: UCX's memory hooks replace mremap() with one
+  // that drops the new address.
+  void alias_program_view(std::size_t offset, std::byte* source, std::size_t n) {
+    const long p = ::syscall(SYS_mremap, source, 0, n, MREMAP_MAYMOVE | MREMAP_FIXED, program_ + offset);
+    if (p == -1 || reinterpret_cast<std::byte*>(p) != program_ + offset)
+      fail(fmt::format("showing its home pages at offset {} of its view ({} B)", offset, n), p == -1 ? errno : EFAULT);
+  }
+
   // The program's access to [offset, offset + n) of its view.
   void protect(std::size_t offset, std::size_t n, int prot) const noexcept {
     if (::mprotect(program_ + offset, n, prot) != 0) protect_failed(offset, n, prot, errno);
@@ -127,6 +143,8 @@ class region_mapping {
     std::fflush(stderr);
     std::abort();
   }
+
+  static constexpr std::size_t slack_bytes = std::size_t{2} << 20;
 
   std::size_t bytes_;
   std::string object_;

@@ -775,6 +775,13 @@ class runtime_state final : public collective_transport {
     return map_segment(bytes, at);
   }
 
+  // Whether fresh segments are shared mappings a second mapping can alias
+  // (transport::allocations_are_shared), probed at the first call.
+  bool fresh_segments_aliasable() {
+    if (fresh_segments_aliasable_ < 0) fresh_segments_aliasable_ = transport::allocations_are_shared(worker_) ? 1 : 0;
+    return fresh_segments_aliasable_ == 1;
+  }
+
   // How many bytes the mapping of segment `id` homed here spans (its size
   // rounded up to the allocator's pages).
   std::size_t mapped_bytes_of(std::uint16_t id) {
@@ -1404,6 +1411,7 @@ class runtime_state final : public collective_transport {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> running_;  // blocking calls being driven: team, sequence
   std::deque<call_id> finished_calls_;
   std::atomic<std::uint64_t> next_request_{1};
+  int fresh_segments_aliasable_ = -1;  // unknown until probed
   std::mutex pending_mutex_;
   std::map<std::uint64_t, pending_rkey> pending_rkeys_;
   std::deque<local_segment> slots_;  // deque: growing never moves a slot

@@ -6,7 +6,10 @@
 #include <dsm/transport/status.hpp>
 #include <dsm/transport/worker.hpp>
 
+#include <sys/mman.h>
+#include <sys/syscall.h>
 #include <ucp/api/ucp.h>
+#include <unistd.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -110,6 +113,22 @@ class memory_region {
   std::size_t bytes_ = 0, mapped_bytes_ = 0;
   std::vector<std::byte> packed_rkey_;
 };
+
+// Whether the memory UCX allocates for this worker's registrations is a
+// shared mapping (its shared-memory transports' segments), which a second
+// mapping can alias (mremap with old size 0): a global_region then shows
+// its home pages to the program through such an alias, and peers reach them
+// with UCX's direct shared-memory copies. Over TCP UCX allocates private
+// memory: the region registers its own pages instead. Probed once.
+inline bool allocations_are_shared(worker& w) {
+  const std::size_t page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  memory_region probe(w, page);
+  // The system call itself: UCX's memory hooks replace mremap().
+  const long alias = ::syscall(SYS_mremap, probe.base(), 0, page, MREMAP_MAYMOVE);
+  if (alias == -1 || alias == 0) return false;
+  ::munmap(reinterpret_cast<void*>(alias), page);
+  return true;
+}
 
 class remote_key {
  public:
