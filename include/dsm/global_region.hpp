@@ -522,9 +522,9 @@ class global_region {
               "touched by a thread other than the one that constructed dsm::runtime (threads::single: one thread per "
               "rank touches shared memory; see docs/guide/runtime.md: Threads)",
               true);
+      const detail::rank_entry entry;  // threads::multiple: one fault served at a time
       if (serving) fatal(address, "touched while one of its faults was being served", true);
       serving = true;
-      const detail::rank_entry entry;
       const std::size_t offset = static_cast<std::size_t>(address - mapping->program_view());
       const std::size_t unit = protection->unit_at(offset);
       try {
