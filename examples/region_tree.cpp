@@ -2,8 +2,7 @@
 // tree in a dsm::global_region (nodes from region_allocator, plain
 // pointers between them), every rank walks it after a barrier, then every
 // rank inserts keys of its own (a twentieth as many) under a critical
-// section, and everybody
-// checks the whole tree. No serialisation, no global pointers: the region
+// section, and everybody checks the whole tree. No serialisation, no global pointers: the region
 // is at one address on every rank, so its pointers mean the same there.
 //
 //   dsmrun -n 4 build/examples/region_tree [keys]
