@@ -68,6 +68,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <optional>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -568,20 +569,17 @@ void measure(const options& o) {
 int main(int argc, char** argv) {
   dsm::runtime rt{argc, argv};
   options o;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string_view flag = argv[i];
-    const auto value = std::strtoull(argv[i + 1], nullptr, 10);
-    if (flag == "--units") o.units = value;
-    else if (flag == "--reps") o.reps = static_cast<int>(value);
-    else if (flag == "--max-unit") o.max_unit = value;
-    else if (flag == "--only" && std::ranges::find(groups, std::string_view(argv[i + 1])) != std::end(groups))
-      o.only = argv[i + 1];
-    else {
-      fmt::print(stderr, "usage: {} [--units N] [--reps N] [--max-unit BYTES] [--only hits|misses|releases|ownership|sweep|patterns]\n",
-                 argv[0]);
-      return 2;
-    }
-  }
+  const bool parsed = dsm_bench::parse_pairs(
+      argc, argv, "[--units N] [--reps N] [--max-unit BYTES] [--only hits|misses|releases|ownership|sweep|patterns]",
+      [&](std::string_view flag, std::string_view value) {
+        const auto number = std::strtoull(std::string(value).c_str(), nullptr, 10);
+        if (flag == "--units") return o.units = number, true;
+        if (flag == "--reps") return o.reps = static_cast<int>(number), true;
+        if (flag == "--max-unit") return o.max_unit = number, true;
+        if (flag == "--only" && std::ranges::find(groups, value) != std::end(groups)) return o.only = value, true;
+        return false;
+      });
+  if (!parsed) return 2;
   if (dsm::ranks() != 2) {
     if (dsm::rank() == 0) fmt::print(stderr, "bench/coherence runs on 2 ranks (dsmrun -n 2)\n");
     return 2;

@@ -43,6 +43,7 @@
 #include <cstring>
 #include <optional>
 #include <stdexcept>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
@@ -292,18 +293,15 @@ void array_miss(const options& o) {
 int main(int argc, char** argv) {
   dsm::runtime rt{argc, argv};
   options o;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string_view flag = argv[i];
-    const auto value = std::strtoull(argv[i + 1], nullptr, 10);
-    if (flag == "--pages" && value > 0) o.pages = value;
-    else if (flag == "--reps" && value > 0) o.reps = static_cast<int>(value);
-    else if (flag == "--only" && (std::string_view(argv[i + 1]) == "mechanism" || std::string_view(argv[i + 1]) == "remote"))
-      o.only = argv[i + 1];
-    else {
-      fmt::print(stderr, "usage: {} [--pages N] [--reps N] [--only mechanism|remote]\n", argv[0]);
-      return 2;
-    }
-  }
+  const bool parsed = dsm_bench::parse_pairs(
+      argc, argv, "[--pages N] [--reps N] [--only mechanism|remote]", [&](std::string_view flag, std::string_view value) {
+        const auto number = std::strtoull(std::string(value).c_str(), nullptr, 10);
+        if (flag == "--pages" && number > 0) return o.pages = number, true;
+        if (flag == "--reps" && number > 0) return o.reps = static_cast<int>(number), true;
+        if (flag == "--only" && (value == "mechanism" || value == "remote")) return o.only = value, true;
+        return false;
+      });
+  if (!parsed) return 2;
   if (dsm::ranks() != 2) {
     if (dsm::rank() == 0) fmt::print(stderr, "bench/region runs on 2 ranks (dsmrun -n 2)\n");
     return 2;

@@ -2,8 +2,12 @@
 // the odd run disturbed by the other processes of a small shared machine.
 #pragma once
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <string_view>
 #include <vector>
 
 namespace dsm_bench {
@@ -26,6 +30,17 @@ double median_ns(int reps, F&& f) {
   std::vector<double> t;
   for (int r = 0; r < reps; ++r) t.push_back(time_ns(f));
   return median(std::move(t));
+}
+
+// Reads the "--flag value" pairs of a command line: `take(flag, value)`
+// says whether it knew the pair. An unknown pair, or a flag without its
+// value, prints the usage line and returns false.
+template <class Take>
+bool parse_pairs(int argc, char** argv, std::string_view usage, Take&& take) {
+  bool ok = argc % 2 == 1;
+  for (int i = 1; ok && i + 1 < argc; i += 2) ok = take(std::string_view(argv[i]), std::string_view(argv[i + 1]));
+  if (!ok) fmt::print(stderr, "usage: {} {}\n", argv[0], usage);
+  return ok;
 }
 
 }  // namespace dsm_bench

@@ -243,16 +243,6 @@ class global_region {
 
   // What a region is, on the heap so that moving the region moves nothing:
   // the fault dispatcher, the barriers and the protections refer to it.
-  struct body;
-  struct sync_hooks final : detail::sync_participant {
-    body* owner;
-    explicit sync_hooks(body* b) : owner(b) {}
-    void release() override { owner->state->release(); }
-    void acquire() override { owner->state->acquire(); }
-    void before_barrier() override { owner->state->arrive(); }
-    void after_barrier() override { owner->after_barrier(); }
-  };
-
   struct body final : detail::fault_target {
     coherence::array_layout<std::byte> layout;
     std::size_t me = 0, ranks = 0, unit_bytes = 0, total = 0, slot_bytes = 0;
@@ -265,7 +255,7 @@ class global_region {
     std::optional<coherence::page_protection> protection;
     std::vector<std::unique_ptr<queue_lock>> locks;  // collective: made with the region
     std::optional<detail::region_arena> arena;  // region_allocator's
-    sync_hooks sync{this};
+    coherence::sync_hooks<body> sync{this};
     bool joined = false, dispatched = false, serving = false;
     std::uint64_t read_faults = 0, write_faults = 0;
     std::byte* last_fault = nullptr;

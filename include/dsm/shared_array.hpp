@@ -381,21 +381,11 @@ class shared_array {
 
   // What an array is, on the heap so that moving the array moves nothing:
   // the policy's state refers to the layout, the barriers to the hooks.
-  struct body;
-  // Barriers and locks reach the policy through this.
-  struct sync_hooks final : detail::sync_participant {
-    body* owner;
-    explicit sync_hooks(body* b) : owner(b) {}
-    void release() override { owner->state->release(); }
-    void acquire() override { owner->state->acquire(); }
-    void before_barrier() override { owner->state->arrive(); }
-    void after_barrier() override { owner->state->barrier(); }
-  };
   struct body {
     coherence::array_layout<T> layout;
     std::size_t me = 0;
     std::optional<typename Policy::template state<T>> state;
-    sync_hooks sync{this};
+    coherence::sync_hooks<body> sync{this};  // barriers and locks reach the policy through it
     bool joined = false;  // constructed in full: its destruction is collective
     int uncaught_at_construction = std::uncaught_exceptions();
     std::uint64_t runtime_number = detail::current_runtime_number();  // the runtime it lives in
@@ -404,6 +394,8 @@ class shared_array {
         : layout{std::move(d), {}, std::move(name), {}, 0, unit, {}, t} {}
     body(const body&) = delete;
     body& operator=(const body&) = delete;
+
+    void after_barrier() { state->barrier(); }
 
     // Collective: every rank's accesses are complete before the memory
     // goes, and when it returns every rank has dropped the keys of every

@@ -40,6 +40,7 @@
 #pragma once
 
 #include <dsm/coherence/array_layout.hpp>
+#include <dsm/runtime/state.hpp>
 
 #include <concepts>
 #include <cstddef>
@@ -74,6 +75,20 @@ inline constexpr bool keeps_copies = requires {
 template <class P>
 inline constexpr bool checks_indices = requires {
   requires P::checks_indices;
+};
+
+// Barriers and locks reach an object's policy state through this: `Body`
+// (an array's or a region's, on the heap so that moving the object moves
+// nothing) has the policy's `state` behind a pointer-like member and its
+// own after_barrier().
+template <class Body>
+struct sync_hooks final : dsm::detail::sync_participant {
+  Body* owner;
+  explicit sync_hooks(Body* b) : owner(b) {}
+  void release() override { owner->state->release(); }
+  void acquire() override { owner->state->acquire(); }
+  void before_barrier() override { owner->state->arrive(); }
+  void after_barrier() override { owner->after_barrier(); }
 };
 
 }  // namespace dsm::coherence
