@@ -353,27 +353,16 @@ class global_region {
       }
       if (detail::current_runtime_number() != runtime_number) [[unlikely]] detail::outlived_its_runtime(layout.description);
       const detail::rank_entry entry;
-      if (std::uncaught_exceptions() > uncaught_at_construction || detail::rt().job_failed()) {
-        detail::rt().leave_sync(&sync);
-        unwatch();
-        std::exchange(mapping, nullptr).release();
-        return;
-      }
-      try {
-        const detail::runtime_state::operation_scope scope(detail::rt(), "the destruction of " + layout.description);
-        detail::rt().leave_sync(&sync);
-        state->arrive();
-        barrier(layout.team);
-        locks.clear();
-        deallocate(layout.blocks[me]);
-        barrier(layout.team);
-      } catch (const std::exception& e) {
-        fmt::print(stderr, "dsm: rank {}: destroying {}: {}\n", me, layout.description, e.what());
-        unwatch();
-        std::exchange(mapping, nullptr).release();
-        return;
-      }
+      const bool ended = coherence::end_collectively(sync, layout.team, layout.description, uncaught_at_construction,
+                                                     [&] { state->arrive(); }, [&] {
+                                                       locks.clear();
+                                                       deallocate(layout.blocks[me]);
+                                                     });
       unwatch();
+      if (!ended) {
+        std::exchange(mapping, nullptr).release();  // registered still: a peer may read it
+        return;
+      }
       state.reset();
     }
 

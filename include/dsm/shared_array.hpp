@@ -410,21 +410,11 @@ class shared_array {
       if (!joined) return;
       if (detail::current_runtime_number() != runtime_number) [[unlikely]] detail::outlived_its_runtime(layout.description);
       const detail::rank_entry entry;
-      if (std::uncaught_exceptions() > uncaught_at_construction || detail::rt().job_failed()) {
-        detail::rt().leave_sync(&sync);
-        return;
-      }
-      try {
-        const detail::runtime_state::operation_scope scope(detail::rt(), "the destruction of " + layout.description);
-        detail::rt().leave_sync(&sync);
-        state->arrive();
-        barrier(layout.team);
-        if constexpr (requires { state->retire(); }) state->retire();  // a policy's own registered memory
-        deallocate(layout.blocks[me]);
-        barrier(layout.team);
-      } catch (const std::exception& e) {
-        fmt::print(stderr, "dsm: rank {}: destroying {}: {}\n", me, layout.description, e.what());
-      }
+      (void)coherence::end_collectively(sync, layout.team, layout.description, uncaught_at_construction,
+                                        [&] { state->arrive(); }, [&] {
+                                          if constexpr (requires { state->retire(); }) state->retire();  // a policy's own registered memory
+                                          deallocate(layout.blocks[me]);
+                                        });
     }
   };
 

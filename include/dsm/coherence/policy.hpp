@@ -40,7 +40,14 @@
 #pragma once
 
 #include <dsm/coherence/array_layout.hpp>
-#include <dsm/runtime/state.hpp>
+#include <dsm/runtime/runtime.hpp>
+#include <dsm/team.hpp>
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <exception>
+#include <string>
 
 #include <concepts>
 #include <cstddef>
@@ -90,5 +97,35 @@ struct sync_hooks final : dsm::detail::sync_participant {
   void before_barrier() override { owner->state->arrive(); }
   void after_barrier() override { owner->after_barrier(); }
 };
+
+// The collective end of an array's or a region's life: its barriers are
+// left, its changes go home (`arrive`), every member waits for every
+// other, `free` gives its memory back, and a last barrier makes every key
+// of it stale everywhere. Destroyed while an exception unwinds, or in a
+// failed job, it takes no collective step (it would pair with whatever
+// collective the others are in, or fail at once) and returns false: its
+// memory stays mapped until the runtime ends. A failure on the way is
+// printed (destructors do not throw) and is false too.
+template <class Arrive, class Free>
+bool end_collectively(dsm::detail::sync_participant& sync, const dsm::team& t, const std::string& description,
+                      int uncaught_at_construction, Arrive&& arrive, Free&& free) noexcept {
+  auto& rt = dsm::detail::rt();
+  if (std::uncaught_exceptions() > uncaught_at_construction || rt.job_failed()) {
+    rt.leave_sync(&sync);
+    return false;
+  }
+  try {
+    const dsm::detail::runtime_state::operation_scope scope(rt, "the destruction of " + description);
+    rt.leave_sync(&sync);
+    arrive();
+    barrier(t);
+    free();
+    barrier(t);
+    return true;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "dsm: rank {}: destroying {}: {}\n", rt.rank(), description, e.what());
+    return false;
+  }
+}
 
 }  // namespace dsm::coherence
