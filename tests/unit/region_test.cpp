@@ -114,17 +114,23 @@ TEST_CASE("region_mapping: cyclic views put each unit where the file order says"
   CHECK(static_cast<int>(at[3 * page]) == 4);
 }
 
-// Opens the page on the first fault, remembering what it was told.
+// Opens the page for reading on a read fault, for writing on a write
+// fault; an access the frame does not name is a read while the page is
+// closed and a write once it is readable (as a region infers it).
 struct opening_target final : dsm::detail::fault_target {
   std::byte* page = nullptr;
   std::size_t bytes = 0;
   int faults = 0;
+  bool readable = false;
   dsm::detail::fault_access last = dsm::detail::fault_access::unknown;
   void on_fault(std::byte* address, dsm::detail::fault_access access) noexcept override {
     ++faults;
     last = access;
     CHECK(address >= page);
-    ::mprotect(page, bytes, access == dsm::detail::fault_access::read ? PROT_READ : PROT_READ | PROT_WRITE);
+    const bool write = access == dsm::detail::fault_access::write ||
+                       (access == dsm::detail::fault_access::unknown && readable);
+    ::mprotect(page, bytes, write ? PROT_READ | PROT_WRITE : PROT_READ);
+    readable = true;
   }
 };
 
@@ -139,13 +145,19 @@ TEST_CASE("fault_dispatch: a fault in a registered range reaches its target with
   volatile auto* word = reinterpret_cast<volatile std::uint32_t*>(t.page + 64);
   CHECK(*word == 0u);
   CHECK(t.faults == 1);
-#if defined(__x86_64__) || defined(__aarch64__)
+  // x86-64 always says; arm64 says through the frame's ESR record, which
+  // qemu-user does not write (unknown: the region infers it).
+#if defined(__x86_64__)
   CHECK(t.last == dsm::detail::fault_access::read);
+#else
+  CHECK(t.last != dsm::detail::fault_access::write);
 #endif
   *word = 9;  // read-only now: a write fault
   CHECK(t.faults == 2);
-#if defined(__x86_64__) || defined(__aarch64__)
-  if (t.last != dsm::detail::fault_access::unknown) CHECK(t.last == dsm::detail::fault_access::write);
+#if defined(__x86_64__)
+  CHECK(t.last == dsm::detail::fault_access::write);
+#else
+  CHECK(t.last != dsm::detail::fault_access::read);
 #endif
   CHECK(*word == 9u);
   dsm::detail::fault_dispatch::remove(&t);
