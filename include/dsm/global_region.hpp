@@ -566,6 +566,10 @@ class global_region {
         if (copies.state(unit) != coherence::exclusive && !(copies.is_home(unit) && e.claim_home_unit(unit)))
           e.obtain_exclusive(std::span<const std::size_t>(&unit, 1));
       } else {
+        // Twinned already (another thread's fault, served while this one
+        // waited for the rank lock): a second twin would take that
+        // thread's stores for the unit's old contents, and lose them.
+        if (copies.state(unit) == coherence::exclusive) return;
         auto& e = state->elements().protocol_engine();
         if (copies.state(unit) < coherence::shared) e.fetch(unit);
         e.make_twin(unit);

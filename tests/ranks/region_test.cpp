@@ -9,7 +9,8 @@
 // read_only page written after publication, an access just outside the
 // region, a fault after the runtime ended, a fault from another thread, a
 // fault on a home that never answers; "mixed" runs the fixed-width cases
-// in a job of two ISAs.
+// in a job of two ISAs; "threads" stores from several threads of each rank
+// (threads::multiple).
 #include "check.hpp"
 
 #include <dsm/global_region.hpp>
@@ -323,6 +324,35 @@ void other_thread() {
   dsm::barrier();
 }
 
+// threads::multiple: several threads of each rank store into the region
+// and load from it (each fault taking the rank lock); every thread's
+// stores survive and every rank reads them all after the barrier.
+template <class Policy>
+void threads_of_a_rank() {
+  const int me = dsm::rank(), n = dsm::ranks();
+  dsm::global_region<Policy> r(std::size_t{16} << 12, "threaded");
+  auto* words = r.template as<std::uint64_t>();
+  const std::size_t count = r.size() / 8;
+  constexpr int threads = 3;
+  std::vector<std::thread> team;
+  for (int t = 0; t < threads; ++t)
+    team.emplace_back([&, t] {
+      for (std::size_t i = 0; i < count; ++i)
+        if (static_cast<int>(i % static_cast<std::size_t>(n * threads)) == me * threads + t) words[i] = i * 7 + 1;
+    });
+  for (auto& t : team) t.join();
+  dsm::barrier();
+  std::vector<std::size_t> wrong(threads);
+  team.clear();
+  for (int t = 0; t < threads; ++t)
+    team.emplace_back([&, t] {
+      for (std::size_t i = static_cast<std::size_t>(t); i < count; i += threads) wrong[static_cast<std::size_t>(t)] += words[i] != i * 7 + 1;
+    });
+  for (auto& t : team) t.join();
+  for (auto w : wrong) CHECK_EQ(w, 0u);
+  dsm::barrier();
+}
+
 // Rank 1 stops progressing (over TCP a get needs its CPU): rank 0's read
 // fault on its page waits DSM_TIMEOUT, then ends the process, named.
 void stalled_home() {
@@ -359,6 +389,14 @@ static int after_runtime(int argc, char** argv) {
 int main(int argc, char** argv) {
   const std::string_view mode = argc > 1 ? argv[1] : "all";
   if (mode == "after_runtime") return after_runtime(argc, argv);
+  if (mode == "threads")
+    return dsm_test::run(
+        argc, argv,
+        [] {
+          threads_of_a_rank<dsm::write_shared>();
+          threads_of_a_rank<dsm::single_writer>();
+        },
+        dsm::threads::multiple);
   return dsm_test::run(argc, argv, [&] {
     if (mode == "written_after_publication") return written_after_publication();
     if (mode == "just_outside") return just_outside();
