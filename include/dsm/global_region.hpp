@@ -27,6 +27,7 @@
 #include <dsm/coherence/write_shared.hpp>
 #include <dsm/detail/region_heap.hpp>
 #include <dsm/detail/region_mapping.hpp>
+#include <dsm/detail/rpc_registry.hpp>
 #include <dsm/detail/type_name.hpp>
 #include <dsm/distribution.hpp>
 #include <dsm/lock.hpp>
@@ -185,7 +186,9 @@ class global_region {
   template <std::invocable F>
   decltype(auto) critical(std::string_view name, F&& f) {
     auto& b = live("critical");
-    const std::scoped_lock g(*b.locks[std::hash<std::string_view>{}(name) % critical_locks]);
+    // FNV-1a, not std::hash: every rank, whatever its ISA or library, must
+    // pick the same lock for a name.
+    const std::scoped_lock g(*b.locks[detail::fnv1a(name) % critical_locks]);
     return std::invoke(std::forward<F>(f));
   }
   template <class T>
