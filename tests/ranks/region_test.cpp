@@ -17,13 +17,16 @@
 #include <dsm/region_allocator.hpp>
 
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <cstring>
+#include <fstream>
 #include <list>
 #include <map>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -353,13 +356,26 @@ void threads_of_a_rank() {
   dsm::barrier();
 }
 
-// Rank 1 stops progressing (over TCP a get needs its CPU): rank 0's read
-// fault on its page waits DSM_TIMEOUT, then ends the process, named.
+// Rank 1 stops (SIGSTOP: no thread of it runs, and over TCP a get needs
+// its process; a rank that merely sleeps may still have UCX's own thread
+// answer): rank 0's read fault on its page waits DSM_TIMEOUT, then ends
+// the process, named.
 void stalled_home() {
   dsm::global_region<dsm::single_writer> r(std::size_t{4} << 12, "stalled");
+  const auto pids = dsm::allgather(static_cast<std::int64_t>(::getpid()));
   dsm::barrier();
-  if (dsm::rank() == 1) std::this_thread::sleep_for(std::chrono::seconds(20));
+  if (dsm::rank() == 1) ::raise(SIGSTOP);
   if (dsm::rank() == 0) {
+    // Only once rank 1 is stopped: before, its barrier's progress may
+    // still serve the get.
+    const std::string stat = "/proc/" + std::to_string(pids[1]) + "/stat";
+    for (int k = 0; k < 1000; ++k) {
+      std::ifstream in(stat);
+      std::string pid, name, state;
+      in >> pid >> name >> state;
+      if (state == "T" || state == "t") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     volatile std::uint32_t* w = r.as<std::uint32_t>(r.size() - 4096);
     (void)*w;
   }
