@@ -259,7 +259,7 @@ class global_region {
     std::vector<std::unique_ptr<queue_lock>> locks;  // collective: made with the region
     std::optional<detail::region_arena> arena;  // region_allocator's
     coherence::sync_hooks<body> sync{this};
-    bool joined = false, dispatched = false, serving = false;
+    bool dispatched = false, serving = false;
     std::uint64_t read_faults = 0, write_faults = 0;
     std::byte* last_fault = nullptr;
     unsigned repeats = 0;
@@ -336,7 +336,6 @@ class global_region {
                                                              layout.description)});
       detail::region_arenas::add(&*arena);
       rt.join_sync(&sync, world().state());
-      joined = true;
     }
     body(const body&) = delete;
     body& operator=(const body&) = delete;
@@ -346,14 +345,11 @@ class global_region {
     // exception unwinds or in a failed job, it takes no collective step and
     // leaves its memory mapped (a peer may still read it) until the process
     // ends.
+    // Runs only for a body constructed in full (a construction that threw
+    // undid itself in adopt()).
     ~body() {
-      if (dispatched) detail::fault_dispatch::remove(this);
-      if (arena) detail::region_arenas::remove(&*arena);
-      if (!joined) {
-        unwatch();
-        if (state) std::exchange(mapping, nullptr).release();  // registered: a peer may still read it
-        return;
-      }
+      detail::fault_dispatch::remove(this);
+      detail::region_arenas::remove(&*arena);
       if (detail::current_runtime_number() != runtime_number) [[unlikely]] detail::outlived_its_runtime(layout.description);
       const detail::rank_entry entry;
       const bool ended = coherence::end_collectively(sync, layout.team, layout.description, uncaught_at_construction,
